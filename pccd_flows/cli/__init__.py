@@ -1,0 +1,23 @@
+"""The ``pccd`` command."""
+
+from __future__ import annotations
+
+import warnings
+
+import typer
+
+from pccd_flows.cli.codec import codec_app
+from pccd_flows.cli.data import data_app
+
+# pymatgen/spglib warn per structure (rounded CIF coordinates...); on 50k structures that buries real messages.
+warnings.filterwarnings("ignore", module="pymatgen")
+warnings.filterwarnings("ignore", category=UserWarning)
+
+app = typer.Typer(
+    name="pccd",
+    help="Generative design of crystals with a point-cloud diffusion model (PCCD), on Materials Project tools.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_app, name="data")
+app.add_typer(codec_app, name="codec")

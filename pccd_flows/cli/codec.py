@@ -1,0 +1,62 @@
+"""``pccd codec``: the crystal <-> point-cloud translation, checked over whole data sets."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pccd_flows.cli.common import DataOption, JsonOption, LimitOption, fail, print_json, progress_bar, stdout
+from pccd_flows.cli.data import resolve_data
+from pccd_flows.codec.check import check_codec
+from pccd_flows.data.io import DataFormatError, count_records, read_records
+from pccd_flows.settings import get_settings
+
+codec_app = typer.Typer(help="Encode crystals as point clouds and decode them back.", no_args_is_help=True)
+
+
+@codec_app.command("check")
+def check(
+    data: DataOption = None,
+    limit: LimitOption = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the full JSON report here.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Encode then decode every structure and compare with the original (StructureMatcher)."""
+    path = resolve_data(data)
+    records = read_records(path, limit=limit)
+    try:
+        first = list(itertools.islice(records, 1))  # surface a wrong file format before the pool starts
+    except DataFormatError as exc:
+        fail(str(exc))
+    total = count_records(path)
+    if limit is not None:
+        total = min(limit, total) if total is not None else limit
+    with progress_bar(f"round-tripping {path.name}", total) as advance:
+        try:
+            report = check_codec(
+                itertools.chain(first, records),
+                workers=workers or get_settings().workers,
+                on_result=lambda _: advance(),
+            )
+        except DataFormatError as exc:
+            fail(str(exc))
+    if out is not None:
+        out.write_text(report.model_dump_json(indent=2))
+    if as_json:
+        print_json(report)
+        return
+    table = Table("metric", "value", title=f"Codec round trip: {path.name}")
+    for key in ("n", "n_skipped", "atom_count_exact_rate", "composition_exact_rate", "structure_match_rate"):
+        table.add_row(key, f"{getattr(report, key):.6g}")
+    table.add_row("max_lattice_length_rel_error", f"{report.max_lattice_length_rel_error:.2e}")
+    table.add_row("seconds", f"{report.seconds:.1f}")
+    stdout.print(table)
+    for reason, count in report.skipped_by_reason.items():
+        stdout.print(f"skipped ({reason}): {count}")
+    for failure in report.failures[:20]:
+        stdout.print(f"mismatch {failure.material_id} {failure.formula} -> {failure.decoded_formula}")

@@ -1,0 +1,34 @@
+"""All user-tunable settings of pccd-flows, in one place.
+
+Values come from environment variables (prefix ``PCCD_``; the Materials Project key also from ``MP_API_KEY``),
+so HPC job scripts and laptops configure the package the same way.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED_DATA_DIR = Path(__file__).parent / "data" / "files"
+
+
+class PccdSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PCCD_", extra="ignore")
+
+    data_file: Path = Field(
+        BUNDLED_DATA_DIR / "mp_le16sites_le3el.jsonl.gz",
+        description="Default training population used by every command that takes --data.",
+    )
+    elemental_references_file: Path = BUNDLED_DATA_DIR / "mp2020_elemental_reference_entries.json.gz"
+    formation_energy_file: Path = BUNDLED_DATA_DIR / "mp_formation_energy_2019.csv.gz"
+    band_gap_file: Path = BUNDLED_DATA_DIR / "mp_band_gap_2019.csv.gz"
+    mp_api_key: str | None = Field(None, validation_alias=AliasChoices("PCCD_MP_API_KEY", "MP_API_KEY"))
+    workers: int = Field(2, ge=1, description="Worker processes for batch work (codec checks, decoding).")
+
+
+@lru_cache
+def get_settings() -> PccdSettings:
+    return PccdSettings()

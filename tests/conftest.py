@@ -1,0 +1,58 @@
+"""Shared fixtures: real crystals from the bundled MP data, spread over the whole file."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from pccd_flows.data.io import read_records
+from pccd_flows.data.records import MaterialRecord
+from pccd_flows.settings import get_settings
+
+warnings.filterwarnings("ignore", category=UserWarning)
+
+SAMPLE_STRIDE = 170  # ~300 crystals covering unaries to ternaries, 1 to 16 sites
+
+
+@pytest.fixture(scope="session")
+def bundled_sample() -> list[MaterialRecord]:
+    records = read_records(get_settings().data_file)
+    return list(itertools.islice(records, 0, None, SAMPLE_STRIDE))
+
+
+@pytest.fixture(scope="session")
+def bundled_structures(bundled_sample) -> list[tuple[str, Structure]]:
+    return [(record.material_id, record.to_structure()) for record in bundled_sample]
+
+
+@pytest.fixture
+def cesium_chloride() -> Structure:
+    return Structure(Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def bad_records() -> dict[str, MaterialRecord]:
+    """One record per kind of bad input, each keyed by the reason the codec must give."""
+    base = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    cif = base.to(fmt="cif")
+    quaternary = Structure(
+        Lattice.cubic(5.0), ["Li", "Na", "K", "Cl"], [[0, 0, 0], [0.5, 0, 0], [0, 0.5, 0], [0.5, 0.5, 0.5]]
+    )
+    big = base.copy()
+    big.make_supercell([3, 3, 1])
+    partial = cif.replace("Na  Na0  1  0.00000000  0.00000000  0.00000000  1", "Na  Na0  1  0.0  0.0  0.0  0.5")
+    assert partial != cif
+    return {
+        "too many elements": MaterialRecord.from_structure("bad-quaternary", quaternary),
+        "too many sites": MaterialRecord.from_structure("bad-18-sites", big),
+        "partial occupancy": MaterialRecord(material_id="bad-partial", cif=partial),
+        "unknown species": MaterialRecord(material_id="bad-species", cif=cif.replace("Na  Na0", "Xx  Xx0")),
+        "malformed structure": MaterialRecord(material_id="bad-cif", cif="data_broken\n_cell_length_a 3\nloop_\n"),
+    }
+
+
+@pytest.fixture
+def bad_record_set() -> dict[str, MaterialRecord]:
+    return bad_records()
