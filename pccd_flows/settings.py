@@ -27,6 +27,10 @@ class PccdSettings(BaseSettings):
     band_gap_file: Path = BUNDLED_DATA_DIR / "mp_band_gap_2019.csv.gz"
     mp_api_key: str | None = Field(None, validation_alias=AliasChoices("PCCD_MP_API_KEY", "MP_API_KEY"))
     workers: int = Field(2, ge=1, description="Worker processes for batch work (codec checks, decoding).")
+    cache_dir: Path = Field(Path.home() / ".cache" / "pccd-flows", description="Encoded data sets and other caches.")
+    checkpoint: Path = Field(
+        Path(__file__).parent / "models" / "pccd-default.pt", description="Checkpoint used when none is given."
+    )
 
 
 @lru_cache

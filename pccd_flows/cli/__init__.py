@@ -8,6 +8,7 @@ import typer
 
 from pccd_flows.cli.codec import codec_app
 from pccd_flows.cli.data import data_app
+from pccd_flows.cli.train import train_command
 
 # pymatgen/spglib warn per structure (rounded CIF coordinates...); on 50k structures that buries real messages.
 warnings.filterwarnings("ignore", module="pymatgen")
@@ -21,3 +22,4 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(codec_app, name="codec")
+app.command("train")(train_command)

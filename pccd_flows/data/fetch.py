@@ -166,7 +166,7 @@ def _no_retry_session() -> requests.Session:
     session = requests.Session()
     retry = Retry(
         total=3,
-        connect=3,
+        connect=0,
         read=0,
         other=0,
         status=3,
