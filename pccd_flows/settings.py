@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_DATA_DIR = Path(__file__).parent / "data" / "files"
 
+# "Same crystal" everywhere (codec round trips, uniqueness, novelty): the tolerances of CDVAE and DiffCSP.
+MATCHER_TOLERANCES = {"stol": 0.5, "ltol": 0.3, "angle_tol": 10.0}
+
 
 class PccdSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PCCD_", extra="ignore")

@@ -10,6 +10,9 @@ from pymatgen.core import Lattice, Structure
 
 from pccd_flows.data.io import read_records
 from pccd_flows.data.records import MaterialRecord
+from pccd_flows.model.config import get_preset
+from pccd_flows.model.dataset import load_encoded_dataset
+from pccd_flows.model.train import TrainingSettings, train
 from pccd_flows.settings import get_settings
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -56,3 +59,17 @@ def bad_records() -> dict[str, MaterialRecord]:
 @pytest.fixture
 def bad_record_set() -> dict[str, MaterialRecord]:
     return bad_records()
+
+
+@pytest.fixture(scope="session")
+def small_dataset():
+    return load_encoded_dataset(get_settings().data_file, limit=200, workers=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, small_dataset):
+    """A tiny model trained for a few steps: fast, and its conditional and unconditional outputs already differ."""
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    settings = TrainingSettings(batch_size=32, learning_rate=2e-3, warmup_steps=1, validation_samples=32)
+    train(small_dataset, path, config=get_preset("tiny"), settings=settings, max_steps=8)
+    return path

@@ -7,7 +7,10 @@ import warnings
 import typer
 
 from pccd_flows.cli.codec import codec_app
+from pccd_flows.cli.common import MULTI_VALUE
 from pccd_flows.cli.data import data_app
+from pccd_flows.cli.evaluate import bench_command, evaluate_app
+from pccd_flows.cli.generate import generate_command
 from pccd_flows.cli.train import train_command
 
 # pymatgen/spglib warn per structure (rounded CIF coordinates...); on 50k structures that buries real messages.
@@ -22,4 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(codec_app, name="codec")
+app.add_typer(evaluate_app, name="evaluate")
 app.command("train")(train_command)
+app.command("generate", context_settings=MULTI_VALUE)(generate_command)
+app.command("bench")(bench_command)

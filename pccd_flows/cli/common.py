@@ -24,6 +24,16 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 LimitOption = Annotated[int | None, typer.Option("--limit", min=1, help="Use only the first N records.")]
 
 
+# Click options take one value each; scientists write `--elements Ca Sn O`. Commands that take such lists allow
+# extra arguments and collect them here (also accepting `Ca-Sn-O` and `Ca,Sn,O`).
+MULTI_VALUE = {"allow_extra_args": True, "ignore_unknown_options": False}
+
+
+def gather_values(first: list[str] | None, ctx: typer.Context) -> list[str]:
+    values = [*(first or []), *ctx.args]
+    return [part for value in values for part in value.replace(",", "-").split("-") if part]
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """Stop with a one-line error, the way a scientist wants to read it in a job log."""
     stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)

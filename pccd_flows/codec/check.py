@@ -17,9 +17,8 @@ from pccd_flows.codec.encode import DEFAULT_CODEC, encode_structure
 from pccd_flows.codec.errors import CodecError
 from pccd_flows.codec.settings import CodecSettings
 from pccd_flows.data.records import MaterialRecord
+from pccd_flows.settings import MATCHER_TOLERANCES
 
-# The tolerances that the issue and the generative-model literature (CDVAE, DiffCSP) use for "same crystal".
-MATCHER_TOLERANCES = {"stol": 0.5, "ltol": 0.3, "angle_tol": 10}
 
 
 class RoundTrip(BaseModel):

@@ -1,4 +1,4 @@
-"""Generation-quality metrics (CDVAE / DiffCSP): validity, element match, uniqueness, novelty, distributions."""
+"""Generation-quality metrics as in CDVAE / DiffCSP: validity, element match, uniqueness, novelty."""
 
 from pccd_flows.evaluation.metrics import (
     GenerationMetrics,

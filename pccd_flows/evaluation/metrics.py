@@ -2,15 +2,17 @@
 
 Conventions, shared by every rate in :class:`GenerationMetrics`:
 
-* A generation is a list of ``n`` requested samples. An entry of ``None`` is a sample that produced no structure
-  (sampling or decoding failed); it counts as a failure in *every* rate, and every rate is a fraction of ``n``,
-  not of the decoded structures only.
-* Structure matching uses pymatgen's ``StructureMatcher(stol=0.5, ltol=0.3, angle_tol=10)`` (the CDVAE / DiffCSP
-  tolerances; primitive reduction and scaling as pymatgen's defaults), for uniqueness and novelty alike.
+* A generation is a list of ``n`` requested samples. An entry of ``None`` is a sample that produced no
+  structure (sampling or decoding failed); it counts as a failure in *every* rate, and every rate is a
+  fraction of ``n``, not of the decoded structures only.
+* Structure matching uses pymatgen's ``StructureMatcher(stol=0.5, ltol=0.3, angle_tol=10)`` (the CDVAE /
+  DiffCSP tolerances; primitive reduction and scaling as pymatgen's defaults), for uniqueness and novelty
+  alike.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections import defaultdict
@@ -24,14 +26,15 @@ from pymatgen.core import Composition, Element, Lattice, Structure
 from pymatgen.core.periodic_table import get_el_sp
 from scipy.stats import wasserstein_distance
 
+from pccd_flows.settings import MATCHER_TOLERANCES
+
 if TYPE_CHECKING:
     from pccd_flows.evaluation.novelty import NoveltyIndex
 
-_IMAGES = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) != (0, 0, 0)])
-MATCHER_TOLERANCES = {"stol": 0.5, "ltol": 0.3, "angle_tol": 10.0}
+_IMAGES = np.array([image for image in itertools.product((-1, 0, 1), repeat=3) if image != (0, 0, 0)])
 
-# The oxidation-state table CDVAE's smact_validity used: it ran on smact 2.2, whose Element.oxidation_states was
-# the original SMACT (2014) list; smact >= 3 defaults to an ICSD-2024 list, named "icsd24", instead.
+# The oxidation-state table CDVAE's smact_validity used: it ran on smact 2.2, whose Element.oxidation_states
+# was the original SMACT (2014) list; smact >= 3 defaults to an ICSD-2024 list, named "icsd24", instead.
 SMACT_OXIDATION_STATES = "smact14"
 
 
@@ -41,7 +44,7 @@ def structure_matcher() -> StructureMatcher:
 
 
 def reduced_formula(structure_or_composition: Structure | Composition | str) -> str:
-    """Reduced formula of the elements (oxidation states dropped): the key under which structures can match."""
+    """Reduced formula of the elements (oxidation states dropped): the key under which crystals can match."""
     if isinstance(structure_or_composition, Structure):
         composition = structure_or_composition.composition
     else:
@@ -49,7 +52,7 @@ def reduced_formula(structure_or_composition: Structure | Composition | str) -> 
     return composition.element_composition.reduced_formula
 
 
-# --- validity ------------------------------------------------------------------------------------------------
+# --- validity -----------------------------------------------------------------------------------------------
 
 
 def shortest_lattice_translation(lattice_matrix: np.ndarray) -> float:
@@ -63,13 +66,13 @@ def shortest_lattice_translation(lattice_matrix: np.ndarray) -> float:
 
 
 def structural_validity(structure: Structure, min_distance: float = 0.5, min_volume: float = 0.1) -> bool:
-    """CDVAE's structure validity: no two atoms closer than ``min_distance`` (A), cell volume >= ``min_volume`` (A^3).
+    """CDVAE's structure validity: no atoms closer than ``min_distance`` (A), volume >= ``min_volume`` (A^3).
 
-    Distances are periodic (pymatgen ``distance_matrix``, the minimum image between distinct sites). The distance of
-    an atom to its own periodic image, i.e. the shortest lattice translation, is checked as well: for a one-atom
-    cell it is the only interatomic distance there is, and in a larger cell a 0.3 A lattice vector overlaps atoms
-    just as much (for real crystals this extra test never binds, so rates stay comparable with CDVAE's).
-    An empty structure, a degenerate lattice or non-finite coordinates are invalid.
+    Distances are periodic (pymatgen ``distance_matrix``, the minimum image between distinct sites). The
+    distance of an atom to its own periodic image, i.e. the shortest lattice translation, is checked as well:
+    for a one-atom cell it is the only interatomic distance there is, and in a larger cell a 0.3 A lattice
+    vector overlaps atoms just as much (for real crystals this extra test never binds, so rates stay
+    comparable with CDVAE's). An empty structure, a degenerate lattice or non-finite coordinates are invalid.
     """
     if structure is None or len(structure) == 0:
         return False
@@ -102,15 +105,15 @@ def compositional_validity(composition: Composition | Structure | str) -> bool:
     * a unary (elemental) composition is valid;
     * a composition of metals only (``smact.metals``) is valid: an alloy needs no charge balance
       (``include_alloys=True``, CDVAE's default, kept here);
-    * otherwise some assignment of one oxidation state per element must give a charge-neutral compound at these
-      exact counts (``smact.neutral_ratios``) and pass the Pauling test (cations less electronegative than anions,
-      ``smact.screening.pauling_test``); an element without electronegativity data passes the Pauling test, as in
-      CDVAE. Mixed valence (Fe3O4) is therefore invalid, as in CDVAE.
+    * otherwise some assignment of one oxidation state per element must give a charge-neutral compound at
+      these exact counts (``smact.neutral_ratios``) and pass the Pauling test (cations less electronegative
+      than anions, ``smact.screening.pauling_test``); an element without electronegativity data passes the
+      Pauling test, as in CDVAE. Mixed valence (Fe3O4) is therefore invalid, as in CDVAE.
 
-    The oxidation states are those CDVAE used: SMACT's original 2014 table (``oxidation_states_set="smact14"``);
-    smact >= 3 would otherwise default to its ICSD-2024 table, which moves the rates away from published CDVAE /
-    DiffCSP numbers. A non-integer composition (disordered) is first scaled to its integer formula.
-    An unknown element (no SMACT data) makes the composition invalid.
+    The oxidation states are those CDVAE used: SMACT's original 2014 table
+    (``oxidation_states_set="smact14"``); smact >= 3 would otherwise default to its ICSD-2024 table, which
+    moves the rates away from published CDVAE / DiffCSP numbers. A non-integer composition (disordered) is
+    first scaled to its integer formula. An unknown element (no SMACT data) makes the composition invalid.
     """
     from smact.screening import smact_validity
 
@@ -144,21 +147,21 @@ def _element_symbol(element) -> str:
 
 
 def element_match(structure: Structure, requested_elements: Iterable[str | Element]) -> bool:
-    """Exactly the requested elements are present: none missing, none extra (counts and order do not matter)."""
+    """Exactly the requested elements are present: none missing, none extra; counts do not matter."""
     if structure is None:
         return False
     present = {element.symbol for element in structure.composition.element_composition.elements}
     return present == {_element_symbol(element) for element in requested_elements}
 
 
-# --- uniqueness ----------------------------------------------------------------------------------------------
+# --- uniqueness ---------------------------------------------------------------------------------------------
 
 
 def match_groups(structures: Sequence[Structure], matcher: StructureMatcher | None = None) -> list[list[int]]:
     """Indices of ``structures`` grouped into sets of matching crystals.
 
-    Structures are bucketed by reduced formula first (different formulas never match), then each joins the first
-    group whose representative (its first member) it matches, or starts a new group.
+    Structures are bucketed by reduced formula first (different formulas never match), then each joins the
+    first group whose representative (its first member) it matches, or starts a new group.
     """
     matcher = matcher or structure_matcher()
     by_formula: dict[str, list[int]] = defaultdict(list)
@@ -188,13 +191,13 @@ def _fits(matcher: StructureMatcher, first: Structure, second: Structure) -> boo
 
 
 def uniqueness(structures: Sequence[Structure]) -> float:
-    """Fraction of unique structures: groups of mutually matching crystals count once. 0.0 for an empty list."""
+    """Fraction of unique structures: each group of matching crystals counts once; 0.0 for an empty list."""
     if not structures:
         return 0.0
     return len(match_groups(structures)) / len(structures)
 
 
-# --- distributions -------------------------------------------------------------------------------------------
+# --- distributions ------------------------------------------------------------------------------------------
 
 
 def wasserstein(a: Sequence[float], b: Sequence[float]) -> float | None:
@@ -225,21 +228,23 @@ def density_wasserstein(generated: Sequence[Structure], reference: Sequence[Stru
     return wasserstein(generated_density, reference_density)
 
 
-# --- the report ----------------------------------------------------------------------------------------------
+# --- the report ---------------------------------------------------------------------------------------------
 
 
 class GenerationMetrics(BaseModel):
     """Quality of one generation run; every rate is a fraction of the ``n`` requested samples."""
 
     n: int = Field(description="Samples requested.")
-    n_decoded: int = Field(description="Samples that produced a structure at all; the others count as failures.")
-    structural_validity: float = Field(description="Fraction with no atoms < 0.5 A apart and volume >= 0.1 A^3.")
-    compositional_validity: float = Field(description="Fraction passing SMACT charge neutrality + electronegativity.")
+    n_decoded: int = Field(description="Samples that produced a structure at all; the others are failures.")
+    structural_validity: float = Field(description="Fraction with no atoms < 0.5 A apart, volume >= 0.1 A^3.")
+    compositional_validity: float = Field(
+        description="Fraction passing SMACT charge neutrality and the Pauling electronegativity test."
+    )
     validity: float = Field(description="Fraction both structurally and compositionally valid.")
     element_match_rate: float = Field(description="Fraction made of exactly the requested elements.")
-    uniqueness: float = Field(description="Distinct crystals (StructureMatcher groups) among the decoded, over n.")
+    uniqueness: float = Field(description="Distinct crystals (matcher groups) among the decoded, over n.")
     novelty: float | None = Field(
-        description="Fraction decoded and matching no reference crystal of the same formula; None without an index."
+        description="Fraction decoded and matching no known crystal of its formula; None without an index."
     )
     novelty_source: str | None = Field(None, description="Data file the novelty was checked against.")
     atom_count_wasserstein: float | None = Field(
@@ -262,10 +267,10 @@ def evaluate_generation(
 ) -> GenerationMetrics:
     """All metrics of one generation: ``structures[i]`` was generated for the element set ``requested[i]``.
 
-    ``None`` entries are failures: they count as invalid, non-matching, non-unique and non-novel, and every rate is
-    over ``n = len(structures)``. Uniqueness counts the distinct crystals among all decoded structures (valid or
-    not); novelty counts decoded structures that match no crystal of ``novelty_index``. The Wasserstein distances
-    compare the decoded structures with ``reference`` (e.g. the test set).
+    ``None`` entries are failures: they count as invalid, non-matching, non-unique and non-novel, and every
+    rate is over ``n = len(structures)``. Uniqueness counts the distinct crystals among all decoded structures
+    (valid or not); novelty counts decoded structures that match no crystal of ``novelty_index``. The
+    Wasserstein distances compare the decoded structures with ``reference`` (e.g. the test set).
     """
     if len(structures) != len(requested):
         raise ValueError(f"{len(structures)} structures but {len(requested)} requested element sets")

@@ -1,8 +1,8 @@
 """Novelty of generated crystals: does any known (Materials Project) crystal of the same formula match?
 
-Parsing all 153,342 CIFs of the full MP file would take ~8 minutes (3 ms each), so :class:`NoveltyIndex` indexes
-the records by reduced formula and keeps their raw CIF text; only the crystals of a formula that is asked about
-are parsed, once, and cached.
+Parsing all 153,342 CIFs of the full MP file would take ~8 minutes (3 ms each), so :class:`NoveltyIndex`
+indexes the records by reduced formula and keeps their raw CIF text; only the crystals of a formula that is
+asked about are parsed, once, and cached.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pccd_flows.data.io import read_records
 from pccd_flows.evaluation.metrics import _fits, reduced_formula, structure_matcher
 from pccd_flows.settings import get_settings
 
-SHARED_MP_FILE = Path(pccd_flows.__file__).resolve().parents[2] / "shared" / "data" / "mp_all_structures.jsonl.gz"
+# ../shared/data beside the repository root (pccd_flows/__init__.py -> parents[2] is the root's parent)
+SHARED_MP_FILE = Path(pccd_flows.__file__).parents[2] / "shared" / "data" / "mp_all_structures.jsonl.gz"
 
 _CIF_FORMULA = re.compile(r"^_chemical_formula_sum\s+['\"]?([^'\"\n]+)", re.MULTILINE)
 
@@ -36,14 +37,15 @@ def default_novelty_source() -> Path:
 class NoveltyIndex:
     """Known crystals by reduced formula, for novelty checks of generated structures.
 
-    Built from a jsonl(.gz) (or MP-20-style CSV) data file, by default :func:`default_novelty_source`. Building reads
-    every line but parses no CIF: the reduced formula comes from the record's ``formula`` field (pymatgen
-    ``Composition(formula).reduced_formula``; a record without one falls back to the CIF's ``_chemical_formula_sum``
-    and, failing that, to parsing the CIF). The raw CIF strings are kept (~375 MB of text for the full MP file);
-    the structures of a formula are parsed the first time a structure of that formula is checked, and cached.
+    Built from a jsonl(.gz) (or MP-20-style CSV) data file, by default :func:`default_novelty_source`.
+    Building reads every line but parses no CIF: the reduced formula comes from the record's ``formula`` field
+    (pymatgen ``Composition(formula).reduced_formula``; a record without one falls back to the CIF's
+    ``_chemical_formula_sum`` and, failing that, to parsing the CIF). The raw CIF strings are kept (~375 MB of
+    text for the full MP file); the structures of a formula are parsed the first time a structure of that
+    formula is checked, and cached.
 
-    Measured build time (2-core machine, busy with a training run): full MP file, 153,342 records / 104,108 reduced
-    formulas, ~15 s; bundled training set (50,788 records), ~4 s. See :attr:`build_seconds`.
+    Measured build time (2-core machine, busy with a training run): full MP file, 153,342 records / 104,108
+    reduced formulas, ~15 s; bundled training set (50,788 records), ~4 s. See :attr:`build_seconds`.
     """
 
     def __init__(self, path: str | Path | None = None, limit: int | None = None):

@@ -11,9 +11,9 @@ class ModelConfig(BaseModel):
     name: str = "default"
     n_points: int = 128
     in_features: int = 9
-    base_width: int = Field(64, ge=8)
+    base_width: int = Field(48, ge=8)
     multipliers: tuple[int, ...] = (1, 2, 2, 4, 4)
-    blocks_per_level: int = Field(1, ge=1)
+    blocks_per_level: int = Field(2, ge=1)
     attention_max_length: int = Field(16, description="Self-attention at every level with at most this many points.")
     heads: int = 4
     dropout: float = 0.0
@@ -22,6 +22,8 @@ class ModelConfig(BaseModel):
 
 
 PRESETS: dict[str, ModelConfig] = {
+    # Measured on 2 CPU cores (batch 128): 5.9M parameters, ~160 training samples/s, ~520 network evaluations/s;
+    # the paper-width model below: 80M parameters, ~19 samples/s, ~51 evaluations/s.
     "default": ModelConfig(),
     # The paper's U-Net: base width 64, multipliers 1, 2, 4, 8, 16 (five levels), attention on the coarse levels.
     "paper": ModelConfig(name="paper", base_width=64, multipliers=(1, 2, 4, 8, 16), blocks_per_level=2),

@@ -136,6 +136,8 @@ class GaussianDiffusion:
             x0 = self._x0(x, eps, t)
             ab = self.alpha_bar[t - 1]
             eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()  # consistent with the clipped x0
+            if progress is not None:
+                progress()
             if index == len(schedule) - 1:
                 x = x0
                 break
@@ -144,6 +146,4 @@ class GaussianDiffusion:
             x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).sqrt() * eps
             if eta > 0:
                 x = x + sigma * torch.randn(x.shape, generator=generator)
-            if progress is not None:
-                progress()
         return x

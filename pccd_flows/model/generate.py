@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -24,6 +24,12 @@ class SamplerSettings(BaseModel):
     guidance: float = Field(1.0, description="Classifier-free guidance scale; 1 = conditional model, no guidance.")
     eta: float = Field(0.0, ge=0, description="DDIM stochasticity (0 = deterministic).")
     batch_size: int = Field(256, ge=1)
+
+    def network_evaluations(self, timesteps: int) -> int:
+        """Denoising steps per sample (each one or two network calls, with guidance)."""
+        if self.sampler == "ddpm":
+            return timesteps
+        return len(GaussianDiffusion(timesteps).ddim_schedule(self.steps))
 
 
 class GenerationConditions(BaseModel):
@@ -63,49 +69,62 @@ def initial_noise(seed: int, index: int, shape: tuple[int, ...]) -> torch.Tensor
     return torch.randn(shape, generator=generator)
 
 
-def sample_tensors(model, conditions: GenerationConditions, n: int, seed: int, sampler: SamplerSettings,
+def _condition_tensors(conditions: Sequence[GenerationConditions]) -> Conditions:
+    return Conditions(
+        torch.from_numpy(np.stack([element_tokens(c.elements) for c in conditions])),
+        torch.tensor([int(c.band_gap_class) for c in conditions], dtype=torch.long),
+        torch.tensor([int(c.magnetic_class) for c in conditions], dtype=torch.long),
+    )
+
+
+def sample_tensors(model, conditions: Sequence[GenerationConditions], seed: int, sampler: SamplerSettings,
                    start_index: int = 0, progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Sample ``n`` codec tensors (n, 3, n_points, 3) for one set of conditions."""
+    """Sample one codec tensor (3, n_points, 3) per entry of ``conditions``; sample i uses noise (seed, index i)."""
     config = model.config
     diffusion = GaussianDiffusion(config.timesteps)
-    tokens = torch.from_numpy(element_tokens(conditions.elements))
     batches = []
-    for start in range(0, n, sampler.batch_size):
-        size = min(sampler.batch_size, n - start)
-        x = torch.stack([initial_noise(seed, start_index + start + i, (config.in_features, config.n_points))
-                         for i in range(size)])
-        batch_conditions = Conditions(
-            tokens.expand(size, 3).clone(),
-            torch.full((size,), int(conditions.band_gap_class), dtype=torch.long),
-            torch.full((size,), int(conditions.magnetic_class), dtype=torch.long),
-        )
-        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, start_index + start, 7])
-                                                      .generate_state(1)[0]))
-        tick = (lambda: progress(size)) if progress is not None else None
+    for start in range(0, len(conditions), sampler.batch_size):
+        batch = conditions[start : start + sampler.batch_size]
+        size = len(batch)
+        first = start_index + start
+        x = torch.stack([initial_noise(seed, first + i, (config.in_features, config.n_points)) for i in range(size)])
+        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, first, 7]).generate_state(1)[0]))
+        tick = (lambda size=size: progress(size)) if progress is not None else None
         if sampler.sampler == "ddpm":
-            x = diffusion.ddpm_sample(model, x, batch_conditions, sampler.guidance, generator=generator, progress=tick)
+            x = diffusion.ddpm_sample(model, x, _condition_tensors(batch), sampler.guidance, generator=generator,
+                                      progress=tick)
         else:
-            x = diffusion.ddim_sample(model, x, batch_conditions, sampler.steps, sampler.guidance, eta=sampler.eta,
-                                      generator=generator, progress=tick)
+            x = diffusion.ddim_sample(model, x, _condition_tensors(batch), sampler.steps, sampler.guidance,
+                                      eta=sampler.eta, generator=generator, progress=tick)
         batches.append(from_features(x).numpy())
     return np.concatenate(batches)
+
+
+def decode_samples(tensors: np.ndarray, conditions: Sequence[GenerationConditions], codec: CodecSettings,
+                   provenance: Callable[[int], Provenance]) -> list[GeneratedCrystal]:
+    """Decode sampled tensors; a sample that cannot be decoded is kept with its error, never dropped."""
+    crystals = []
+    for index, (tensor, condition) in enumerate(zip(tensors, conditions)):
+        try:
+            structure = decode_tensor(tensor, condition.elements, codec, source=f"sample {index}")
+        except CodecError as exc:
+            crystals.append(GeneratedCrystal(formula=None, error=str(exc), provenance=provenance(index)))
+            continue
+        crystals.append(GeneratedCrystal(formula=structure.composition.reduced_formula,
+                                         structure=structure.as_dict(), provenance=provenance(index)))
+    return crystals
 
 
 def generate(model, codec: CodecSettings, checkpoint: dict, conditions: GenerationConditions, n: int, seed: int = 0,
              sampler: SamplerSettings | None = None, progress: Callable[[int], None] | None = None,
              ) -> list[GeneratedCrystal]:
-    """Generate and decode ``n`` crystals; a sample that cannot be decoded is kept with its error, never dropped."""
+    """Generate and decode ``n`` crystals for one set of conditions."""
     sampler = sampler or SamplerSettings()
-    tensors = sample_tensors(model, conditions, n, seed, sampler, progress=progress)
-    crystals = []
-    for index, tensor in enumerate(tensors):
-        provenance = Provenance(checkpoint_sha256=checkpoint["sha256"], checkpoint_path=checkpoint.get("path"),
-                                seed=seed, index=index, conditions=conditions, sampler=sampler)
-        try:
-            structure = decode_tensor(tensor, conditions.elements, codec, source=f"sample {index}")
-        except CodecError as exc:
-            crystals.append(GeneratedCrystal(formula=None, error=str(exc), provenance=provenance))
-            continue
-        crystals.append(GeneratedCrystal(formula=structure.composition.reduced_formula,
-                                         structure=structure.as_dict(), provenance=provenance))
-    return crystals
+    requests = [conditions] * n
+    tensors = sample_tensors(model, requests, seed, sampler, progress=progress)
+
+    def provenance(index: int) -> Provenance:
+        return Provenance(checkpoint_sha256=checkpoint["sha256"], checkpoint_path=checkpoint.get("path"),
+                          seed=seed, index=index, conditions=conditions, sampler=sampler)
+
+    return decode_samples(tensors, requests, codec, provenance)

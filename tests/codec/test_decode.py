@@ -8,7 +8,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
 from pccd_flows.codec import decode_tensor, encode_structure
-from pccd_flows.codec.check import MATCHER_TOLERANCES
+from pccd_flows.settings import MATCHER_TOLERANCES
 from pccd_flows.codec.errors import InvalidTensorError
 
 MATCHER = StructureMatcher(**MATCHER_TOLERANCES)

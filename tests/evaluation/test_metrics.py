@@ -45,7 +45,7 @@ def distinct_crystals(bundled_structures) -> list[Structure]:
     raise AssertionError("bundled sample has fewer than 3 distinct formulas")
 
 
-# --- structural validity -------------------------------------------------------------------------------------
+# --- structural validity ------------------------------------------------------------------------------------
 
 
 def test_bundled_crystals_are_structurally_valid(bundled_structures):
@@ -69,7 +69,7 @@ def test_tiny_volume_cell_is_invalid():
     flat = Structure(Lattice.orthorhombic(5.0, 5.0, 0.003), ["Na"], [[0, 0, 0]])  # 0.075 A^3
     assert flat.volume < 0.1
     assert not structural_validity(flat)
-    assert not structural_validity(Structure(Lattice(np.zeros((3, 3)) + np.eye(3) * [4, 4, 0]), ["Na"], [[0, 0, 0]]))
+    assert not structural_validity(Structure(Lattice(np.diag([4.0, 4.0, 0.0])), ["Na"], [[0, 0, 0]]))
 
 
 def test_single_atom_cell_checks_the_distance_to_its_own_image():
@@ -84,7 +84,7 @@ def test_single_atom_cell_checks_the_distance_to_its_own_image():
     assert not structural_validity(oblique)
 
 
-# --- compositional validity (SMACT) --------------------------------------------------------------------------
+# --- compositional validity (SMACT) -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("formula", ["NaCl", "MgO", "CaSnO3", "Fe2O3", "LiFePO4", "GaAs"])
@@ -92,7 +92,7 @@ def test_charge_balanced_compounds_are_valid(formula):
     assert compositional_validity(Composition(formula))
 
 
-@pytest.mark.parametrize("formula", ["NaCl2", "NaO3", "MgCl", "Na2Cl2O", "Fe3O4"])
+@pytest.mark.parametrize("formula", ["NaCl2", "NaO3", "LiF2", "Na2Cl2O", "Fe3O4"])
 def test_unbalanced_compounds_are_invalid(formula):
     # Fe3O4 needs two Fe valences at once, which CDVAE's rule (one state per element) does not allow
     assert not compositional_validity(Composition(formula))
@@ -108,11 +108,11 @@ def test_unaries_and_all_metal_alloys_are_valid():
 
 def test_bundled_crystals_are_mostly_smact_valid(bundled_structures):
     valid = sum(compositional_validity(s.composition) for _, s in bundled_structures)
-    # CDVAE reports ~89% for MP-20; real MP crystals include intermetallics, suboxides, mixed valence...
-    assert 0.75 < valid / len(bundled_structures) < 1.0
+    # CDVAE reports ~89% for MP-20; real MP crystals include suboxides, mixed valence, odd intermetallics
+    assert 0.8 < valid / len(bundled_structures) < 0.97  # 0.896 on this sample
 
 
-# --- element match -------------------------------------------------------------------------------------------
+# --- element match ------------------------------------------------------------------------------------------
 
 
 def test_element_match():
@@ -125,7 +125,7 @@ def test_element_match():
     assert not element_match(None, ("Na", "Cl"))
 
 
-# --- uniqueness ----------------------------------------------------------------------------------------------
+# --- uniqueness ---------------------------------------------------------------------------------------------
 
 
 def test_uniqueness_counts_each_group_of_matches_once(distinct_crystals):
@@ -145,7 +145,7 @@ def test_same_formula_different_structure_is_unique():
     assert uniqueness([rocksalt(), rocksalt(5.70), cesium_chloride_type]) == pytest.approx(2 / 3)
 
 
-# --- novelty -------------------------------------------------------------------------------------------------
+# --- novelty ------------------------------------------------------------------------------------------------
 
 
 def test_known_crystals_are_not_novel(bundled_index, bundled_structures):
@@ -189,7 +189,7 @@ def test_default_source_is_all_of_mp_when_present(monkeypatch, tmp_path):
     assert default_novelty_source() == get_settings().data_file
 
 
-# --- evaluate_generation -------------------------------------------------------------------------------------
+# --- evaluate_generation ------------------------------------------------------------------------------------
 
 
 def test_evaluate_generation_rates_are_over_n(bundled_structures, bundled_index, distinct_crystals):
