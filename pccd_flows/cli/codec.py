@@ -23,6 +23,9 @@ def check(
     data: DataOption = None,
     limit: LimitOption = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes.")] = None,
+    noise: Annotated[
+        float, typer.Option("--noise", min=0.0, help="Perturb tensors before decoding (robustness to sampling noise).")
+    ] = 0.0,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the full JSON report here.")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -42,6 +45,7 @@ def check(
                 itertools.chain(first, records),
                 workers=workers or get_settings().workers,
                 on_result=lambda _: advance(),
+                noise=noise,
             )
         except DataFormatError as exc:
             fail(str(exc))

@@ -91,7 +91,8 @@ def train(
     step, history, trained_seconds = 0, [], 0.0
     rng = np.random.default_rng(settings.seed)
     if previous is not None:
-        model.load_state_dict(previous["model_state"])
+        # an exported (inference) checkpoint has only EMA weights: training continues from them
+        model.load_state_dict(previous.get("model_state", previous["ema_state"]))
         ema.load_state_dict(previous["ema_state"])
         if "optimizer_state" in previous:
             optimizer.load_state_dict(previous["optimizer_state"])

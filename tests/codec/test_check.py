@@ -22,3 +22,15 @@ def test_failures_are_reported_not_hidden(bundled_sample):
     assert report.structure_match_rate < 1.0
     assert len(report.failures) >= round((1 - report.structure_match_rate) * report.n) > 0
     assert all(not (f.atom_count_exact and f.composition_exact and f.structure_match) for f in report.failures)
+
+
+def test_noise_option_perturbs_reproducibly(bundled_sample):
+    clean = check_codec(bundled_sample[:20])
+    noisy = check_codec(bundled_sample[:20], noise=0.01)
+    again = check_codec(bundled_sample[:20], noise=0.01)
+    assert noisy.noise == 0.01 and clean.noise == 0.0
+    assert noisy.max_lattice_length_rel_error > 1e-3 > clean.max_lattice_length_rel_error
+    assert noisy.max_lattice_length_rel_error == again.max_lattice_length_rel_error
+    assert noisy.composition_exact_rate == 1.0
+    much = check_codec(bundled_sample[:20], noise=0.2)
+    assert much.structure_match_rate < 1.0

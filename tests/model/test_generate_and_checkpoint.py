@@ -93,3 +93,20 @@ def test_corrupt_and_foreign_files_are_clear_errors(tiny_checkpoint, tmp_path):
     lfs.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\n")
     with pytest.raises(CheckpointError, match="LFS"):
         load_checkpoint(lfs)
+
+
+def test_exported_checkpoint_generates_the_same_and_resumes(tiny_checkpoint, tmp_path, small_dataset):
+    from pccd_flows.model.checkpoint import export_for_inference
+    from pccd_flows.model.train import train
+
+    exported = tmp_path / "shipped.pt"
+    payload = export_for_inference(tiny_checkpoint, exported)
+    assert "optimizer_state" not in payload and "model_state" not in payload
+    assert exported.stat().st_size < tiny_checkpoint.stat().st_size / 2
+    sampler = SamplerSettings(steps=3)
+    original, _, _ = load_model(tiny_checkpoint)
+    shipped, _, _ = load_model(exported)
+    np.testing.assert_array_equal(sample_tensors(original, [CONDITIONS], 0, sampler),
+                                  sample_tensors(shipped, [CONDITIONS], 0, sampler))
+    resumed = train(small_dataset, exported, resume=True, max_steps=2)
+    assert resumed["step"] == payload["step"] + 2
