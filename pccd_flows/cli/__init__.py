@@ -12,6 +12,7 @@ from pccd_flows.cli.data import data_app
 from pccd_flows.cli.evaluate import bench_command, evaluate_app
 from pccd_flows.cli.generate import generate_command
 from pccd_flows.cli.model import model_app
+from pccd_flows.cli.reconstruct import reconstruct_command
 from pccd_flows.cli.train import train_command
 
 # pymatgen/spglib warn per structure (rounded CIF coordinates...); on 50k structures that buries real messages.
@@ -31,3 +32,4 @@ app.add_typer(model_app, name="model")
 app.command("train")(train_command)
 app.command("generate", context_settings=MULTI_VALUE)(generate_command)
 app.command("bench")(bench_command)
+app.command("reconstruct")(reconstruct_command)
