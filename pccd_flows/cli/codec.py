@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pccd_flows.cli.common import DataOption, JsonOption, LimitOption, fail, print_json, progress_bar, stdout
+from pccd_flows.cli.common import DataOption, JsonOption, LimitOption, emit_report, fail, progress_bar, stdout
 from pccd_flows.cli.data import resolve_data
 from pccd_flows.codec.check import check_codec
 from pccd_flows.data.io import DataFormatError, count_records, read_records
@@ -49,10 +49,7 @@ def check(
             )
         except DataFormatError as exc:
             fail(str(exc))
-    if out is not None:
-        out.write_text(report.model_dump_json(indent=2))
-    if as_json:
-        print_json(report)
+    if emit_report(report, out, as_json):
         return
     table = Table("metric", "value", title=f"Codec round trip: {path.name}")
     for key in ("n", "n_skipped", "atom_count_exact_rate", "composition_exact_rate", "structure_match_rate"):

@@ -45,6 +45,15 @@ def print_json(document: BaseModel | dict) -> None:
     print(text)
 
 
+def emit_report(report: BaseModel, out: Path | None, as_json: bool) -> bool:
+    """Write the report to ``out`` if asked, print it as JSON if asked; True when nothing is left to show."""
+    if out is not None:
+        out.write_text(report.model_dump_json(indent=2))
+    if as_json:
+        print_json(report)
+    return as_json
+
+
 @contextmanager
 def progress_bar(description: str, total: int | None):
     columns = [

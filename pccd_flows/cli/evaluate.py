@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pccd_flows.cli.common import DataOption, JsonOption, print_json, progress_bar, stderr, stdout
+from pccd_flows.cli.common import DataOption, JsonOption, emit_report, print_json, progress_bar, stderr, stdout
 from pccd_flows.cli.data import resolve_data
 from pccd_flows.cli.generate import CheckpointOption, load_checkpoint_or_fail
 
@@ -43,10 +43,7 @@ def generation(
     total = n * settings.network_evaluations(model.config.timesteps)
     with progress_bar("sampling", total) as advance:
         report = evaluate_checkpoint(model, codec, payload, path, n, seed, settings, novelty, progress=advance)
-    if out is not None:
-        out.write_text(report.model_dump_json(indent=2))
-    if as_json:
-        print_json(report)
+    if emit_report(report, out, as_json):
         return
     table = Table("metric", "value", title=f"Generation quality ({n} crystals)")
     for key, value in report.model_dump(exclude={"sampler"}).items():

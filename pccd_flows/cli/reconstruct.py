@@ -8,7 +8,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from pccd_flows.cli.common import DataOption, JsonOption, fail, print_json, progress_bar, stdout
+from pccd_flows.cli.common import DataOption, JsonOption, emit_report, fail, progress_bar, stdout
 from pccd_flows.cli.data import resolve_data
 from pccd_flows.cli.generate import CheckpointOption, load_checkpoint_or_fail
 
@@ -36,7 +36,7 @@ def reconstruct_command(
     from pccd_flows.codec.errors import CodecError
     from pccd_flows.data.io import read_records
     from pccd_flows.evaluation.reconstruction import measure_pair, reconstruct, summarise
-    from pccd_flows.model.conditions import BandGapClass, MagneticClass, element_tokens
+    from pccd_flows.model.conditions import record_condition_labels
     from pccd_flows.model.dataset import is_validation
     from pccd_flows.model.diffusion import Conditions
 
@@ -54,13 +54,10 @@ def reconstruct_command(
         record = records[index]
         try:
             structure = record.to_structure()
-            elements = sorted({str(el) for el in structure.composition.elements})
-            tokens = torch.from_numpy(element_tokens(elements))[None]
+            tokens, band_gap, magnetic = record_condition_labels(record, structure)
         except (CodecError, ValueError):
             continue
-        magnetic = MagneticClass.from_record(record.magnetic_ordering, record.total_magnetization, len(structure))
-        conditions = Conditions(tokens, torch.tensor([int(BandGapClass.from_gap(record.band_gap))]),
-                                torch.tensor([int(magnetic)]))
+        conditions = Conditions(torch.from_numpy(tokens)[None], torch.tensor([band_gap]), torch.tensor([magnetic]))
         items.append((record.material_id, structure, conditions))
     per_item = t if sampler == "ddpm" else steps
     with progress_bar(f"reconstructing from t={t}", len(items) * per_item) as advance:
@@ -71,10 +68,7 @@ def reconstruct_command(
         from pccd_flows.evaluation.plots import reconstruction_figures
 
         reconstruction_figures(measures, plots)
-    if out is not None:
-        out.write_text(report.model_dump_json(indent=2))
-    if as_json:
-        print_json(report)
+    if emit_report(report, out, as_json):
         return
     stdout.print(f"n={report.n} t={t} ({split}): atom counts {report.atom_count_accuracy:.1%} "
                  f"(paper 67.8%), compositions {report.composition_accuracy:.1%}, "

@@ -85,3 +85,12 @@ def element_tokens(elements) -> np.ndarray:
 def element_vocabulary() -> list[str]:
     """Symbols of the element tokens (index = token), stored in checkpoints."""
     return ["<empty>", "<unknown>"] + [str(Element.from_Z(z)) for z in range(1, MAX_Z + 1)]
+
+
+def record_condition_labels(record, structure) -> tuple[np.ndarray, int, int]:
+    """Slot tokens, band-gap class and magnetic class of a data-set crystal (training, reconstruction)."""
+    return (
+        element_tokens({str(el) for el in structure.composition.elements}),
+        int(BandGapClass.from_gap(record.band_gap)),
+        int(MagneticClass.from_record(record.magnetic_ordering, record.total_magnetization, len(structure))),
+    )

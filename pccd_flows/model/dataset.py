@@ -15,7 +15,7 @@ from pccd_flows.codec.errors import CodecError
 from pccd_flows.codec.settings import CodecSettings
 from pccd_flows.data.io import file_sha256, read_records
 from pccd_flows.data.records import MaterialRecord
-from pccd_flows.model.conditions import BandGapClass, MagneticClass, element_tokens
+from pccd_flows.model.conditions import record_condition_labels
 from pccd_flows.settings import get_settings
 
 VALIDATION_PERCENT = 5
@@ -48,12 +48,12 @@ def _encode_record(record: MaterialRecord, settings: CodecSettings):
         encoded = encode_structure(record.to_structure(), settings, source=record.material_id)
     except CodecError:
         return None
-    n_sites = len(encoded.structure)
+    tokens, band_gap, magnetic = record_condition_labels(record, encoded.structure)
     return (
         encoded.tensor,
-        element_tokens(encoded.elements),
-        int(BandGapClass.from_gap(record.band_gap)),
-        int(MagneticClass.from_record(record.magnetic_ordering, record.total_magnetization, n_sites)),
+        tokens,
+        band_gap,
+        magnetic,
         record.material_id,
     )
 
