@@ -48,6 +48,7 @@ def print_json(document: BaseModel | dict) -> None:
 def emit_report(report: BaseModel, out: Path | None, as_json: bool) -> bool:
     """Write the report to ``out`` if asked, print it as JSON if asked; True when nothing is left to show."""
     if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(report.model_dump_json(indent=2))
     if as_json:
         print_json(report)

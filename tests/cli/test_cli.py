@@ -30,7 +30,7 @@ def test_data_stats_table_on_bundled_data():
 def test_codec_check_json_with_bad_records(tmp_path, bundled_sample, bad_record_set):
     path = tmp_path / "mixed.jsonl.gz"
     write_records([*bundled_sample[:20], *bad_record_set.values()], path)
-    report_path = tmp_path / "report.json"
+    report_path = tmp_path / "not-yet" / "report.json"  # like `make demo`: the folder is made
     result = runner.invoke(
         app, ["codec", "check", "--data", str(path), "--json", "--workers", "1", "--out", str(report_path)]
     )
