@@ -31,6 +31,18 @@ class PccdSettings(BaseSettings):
     mp_api_key: str | None = Field(None, validation_alias=AliasChoices("PCCD_MP_API_KEY", "MP_API_KEY"))
     workers: int = Field(2, ge=1, description="Worker processes for batch work (codec checks, decoding).")
     cache_dir: Path = Field(Path.home() / ".cache" / "pccd-flows", description="Encoded data sets and other caches.")
+    store_dir: Path = Field(
+        Path("pccd-store"),
+        description="Embedded (MontyDB/sqlite) candidate store; relative paths are relative to the working directory.",
+    )
+    store_file: Path | None = Field(
+        None,
+        description="JSON/YAML file of maggma store specs ({'candidates': {...}}, e.g. a MongoStore): production.",
+    )
+    reference_structures_file: Path | None = Field(
+        None, description="MP structures for engine reference energies; default: all of MP beside the repo, else data_file.")
+    reference: str = Field("mp-structures", description="Default reference phases of the convex hull.")
+    engine: str = Field("chgnet", description="Default energy engine.")
     checkpoint: Path = Field(
         Path(__file__).parent / "models" / "pccd-default.pt", description="Checkpoint used when none is given."
     )

@@ -9,9 +9,11 @@ import typer
 from pccd_flows.cli.codec import codec_app
 from pccd_flows.cli.common import MULTI_VALUE
 from pccd_flows.cli.data import data_app
+from pccd_flows.cli.ehull import ehull_command
 from pccd_flows.cli.evaluate import bench_command, evaluate_app
 from pccd_flows.cli.generate import generate_command
 from pccd_flows.cli.model import model_app
+from pccd_flows.cli.query import query_command
 from pccd_flows.cli.reconstruct import reconstruct_command
 from pccd_flows.cli.train import train_command
 
@@ -33,3 +35,5 @@ app.command("train")(train_command)
 app.command("generate", context_settings=MULTI_VALUE)(generate_command)
 app.command("bench")(bench_command)
 app.command("reconstruct")(reconstruct_command)
+app.command("ehull")(ehull_command)
+app.command("query", context_settings=MULTI_VALUE)(query_command)

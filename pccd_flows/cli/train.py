@@ -22,6 +22,8 @@ def train_command(
     epochs: Annotated[float | None, typer.Option("--epochs", min=0, help="Epochs of this run.")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Optimiser steps of this run.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint at --out.")] = False,
+    anneal_lr: Annotated[bool, typer.Option(
+        "--anneal-lr", help="Decay the learning rate (cosine, to 5%) over this run's budget: for a final run.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 128,
     learning_rate: Annotated[float, typer.Option("--lr")] = 5e-4,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -62,7 +64,7 @@ def train_command(
 
         try:
             result = train(dataset, out, config=config, settings=settings, hours=hours, epochs=epochs,
-                           max_steps=max_steps, resume=resume, log_path=log, on_step=on_step)
+                           max_steps=max_steps, resume=resume, anneal_lr=anneal_lr, log_path=log, on_step=on_step)
         except (CheckpointError, ValueError) as exc:
             fail(str(exc))
     last = result["history"][-1] if result["history"] else {}

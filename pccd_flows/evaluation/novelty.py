@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from functools import lru_cache
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -23,6 +24,7 @@ from pccd_flows.settings import get_settings
 # ../shared/data beside the repository root (pccd_flows/__init__.py -> parents[2] is the root's parent)
 SHARED_MP_FILE = Path(pccd_flows.__file__).parents[2] / "shared" / "data" / "mp_all_structures.jsonl.gz"
 
+_ELEMENT_SYMBOL = re.compile(r"[A-Z][a-z]?")
 _CIF_FORMULA = re.compile(r"^_chemical_formula_sum\s+['\"]?([^'\"\n]+)", re.MULTILINE)
 
 
@@ -93,6 +95,16 @@ class NoveltyIndex:
     def formulas(self) -> int:
         return len(self._cifs)
 
+    def formulas_within(self, elements) -> list[str]:
+        """Reduced formulas of known crystals made only of ``elements`` (a chemical system and its subsystems)."""
+        allowed = set(elements)
+        within = []
+        for formula in self._cifs:
+            symbols = set(_ELEMENT_SYMBOL.findall(formula))
+            if symbols <= allowed:
+                within.append(formula)
+        return within
+
     def known_structures(self, formula: str) -> list[tuple[str, Structure]]:
         """(material_id, structure) of the known crystals with this reduced formula, parsed on first use."""
         key = reduced_formula(formula)
@@ -121,3 +133,9 @@ class NoveltyIndex:
 
     def __repr__(self) -> str:
         return f"NoveltyIndex({str(self.source)!r}, {self.n_records} records, {self.formulas} formulas)"
+
+
+@lru_cache(maxsize=2)
+def known_structure_index(path: Path | None = None) -> NoveltyIndex:
+    """One index per file and process: building it reads the whole file."""
+    return NoveltyIndex(path)

@@ -29,6 +29,17 @@ class TrainingSettings(BaseModel):
     validation_every_s: float = 300.0
     checkpoint_every_s: float = 600.0
     validation_samples: int = 1024
+    final_lr_fraction: float = 0.05
+
+
+def learning_rate_factor(step: int, progress: float, settings: TrainingSettings, anneal: bool) -> float:
+    """Linear warm-up, then constant, or with ``anneal`` a cosine decay to ``final_lr_fraction`` over the run."""
+    warm = min(1.0, (step + 1) / settings.warmup_steps)
+    if not anneal:
+        return warm
+    progress = min(max(progress, 0.0), 1.0)
+    floor = settings.final_lr_fraction
+    return warm * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * progress)))
 
 
 def _batch(dataset: EncodedDataset, index: np.ndarray):
@@ -63,6 +74,7 @@ def train(
     epochs: float | None = None,
     max_steps: int | None = None,
     resume: bool = False,
+    anneal_lr: bool = False,
     log_path: str | Path | None = None,
     on_step: Callable[[dict], None] | None = None,
 ) -> dict:
@@ -70,6 +82,7 @@ def train(
 
     The budget is this run's: ``hours`` of wall time, ``epochs`` over the training split, or ``max_steps`` steps,
     whichever ends first. With ``resume`` the checkpoint at ``out`` supplies weights, optimiser, step and history.
+    With ``anneal_lr`` the learning rate decays (cosine) over this run's budget: use it for a final run.
     """
     out = Path(out)
     log_path = Path(log_path) if log_path else out.with_suffix(".log.jsonl")
@@ -143,8 +156,10 @@ def train(
             cursor += settings.batch_size
             x0, conditions = _batch(dataset, index)
             conditions = conditions.dropped(config.condition_dropout, generator)
+            progress = max(run_steps / budget_steps if np.isfinite(budget_steps) else 0.0,
+                           (time.monotonic() - start) / (hours * 3600) if hours else 0.0)
             for group in optimizer.param_groups:
-                group["lr"] = settings.learning_rate * min(1.0, (step + 1) / settings.warmup_steps)
+                group["lr"] = settings.learning_rate * learning_rate_factor(step, progress, settings, anneal_lr)
             loss = diffusion.loss(model, x0, conditions, generator=generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -170,6 +185,7 @@ def train(
                     "train_loss": running_loss / max(1, window_samples / settings.batch_size),
                     "val_loss": validation_loss(ema, diffusion, dataset, val_index),
                     "samples_per_s": window_samples / max(elapsed, 1e-9),
+                    "lr": optimizer.param_groups[0]["lr"],
                     "trained_hours": trained_seconds / 3600,
                     "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 }

@@ -1,0 +1,57 @@
+"""``pccd ehull``: energy above the convex hull of any structures (CIF, POSCAR...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pccd_flows.cli.common import JsonOption, fail, print_json, progress_bar, stdout
+
+
+def ehull_command(
+    files: Annotated[list[Path], typer.Argument(help="Structure files (CIF, POSCAR, anything pymatgen reads).")],
+    relax: Annotated[bool, typer.Option("--relax/--no-relax", help="Relax with the engine first.")] = True,
+    engine: Annotated[str, typer.Option("--engine", help="chgnet (default) or sevennet.")] = "chgnet",
+    reference: Annotated[str | None, typer.Option(
+        "--reference", help="mp-formation (offline default) or mp-api (needs MP_API_KEY).")] = None,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Maximum relaxation steps.")] = 500,
+    as_json: JsonOption = False,
+) -> None:
+    """Energy above hull (eV/atom), decomposition and stability flags of each structure."""
+    from pymatgen.core import Structure
+
+    from pccd_flows.settings import get_settings
+    from pccd_flows.stability.assess import energy_above_hull
+    from pccd_flows.stability.engines import EngineError, RelaxSettings
+    from pccd_flows.stability.references import ReferenceError
+    from pccd_flows.stores.config import StoreError
+
+    structures = []
+    for path in files:
+        try:
+            structures.append((str(path), Structure.from_file(path)))
+        except Exception as exc:  # noqa: BLE001 - pymatgen raises many types for unreadable files
+            fail(f"{path}: cannot read a structure ({str(exc).splitlines()[0][:150] if str(exc) else type(exc).__name__})")
+    reference = reference or get_settings().reference
+    try:
+        with progress_bar(f"{'relax + ' if relax else ''}hull ({engine}, {reference})", len(structures)) as advance:
+            report = energy_above_hull(structures, engine=engine, reference=reference,
+                                       relax=RelaxSettings(relax=relax, steps=steps), progress=advance)
+    except (EngineError, ReferenceError, StoreError) as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(report.model_dump(mode="json", exclude={"results": {"__all__": {"relaxed_structure"}}}))
+        return
+    table = Table(title=f"energy above hull ({engine}, reference {reference})")
+    for column in ("source", "formula", "E (eV/atom)", "E_hull (eV/atom)", "decomposition"):
+        table.add_column(column)
+    for row in report.results:
+        if row.error:
+            table.add_row(row.source, row.formula, "-", "-", f"[red]{row.error}")
+            continue
+        decomposition = " + ".join(f"{f:.2f} {k}" for k, f in row.decomposition.items())
+        table.add_row(row.source, row.formula, f"{row.energy_per_atom:.4f}", f"{row.e_above_hull:.4f}", decomposition)
+    stdout.print(table)

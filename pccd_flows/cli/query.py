@@ -1,0 +1,82 @@
+"""``pccd query``: find candidates (stable ones first) in the candidate store."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pccd_flows.cli.common import JsonOption, fail, stderr, stdout
+
+CSV_COLUMNS = ("candidate_id", "formula", "chemsys", "e_above_hull", "formation_energy_per_atom", "energy_per_atom",
+               "engine", "reference", "novel", "matched_mp_id", "checkpoint_sha256", "seed", "index")
+
+
+def _csv_row(doc) -> dict:
+    stability, relaxation = doc.stability, doc.relaxation
+    return {
+        "candidate_id": doc.candidate_id, "formula": doc.formula, "chemsys": doc.chemsys,
+        "e_above_hull": doc.e_above_hull,
+        "formation_energy_per_atom": stability.formation_energy_per_atom if stability else None,
+        "energy_per_atom": relaxation.energy_per_atom if relaxation else None,
+        "engine": relaxation.engine if relaxation else None, "reference": stability.reference if stability else None,
+        "novel": doc.prefilter.novel, "matched_mp_id": doc.prefilter.matched_mp_id,
+        "checkpoint_sha256": doc.provenance.checkpoint_sha256, "seed": doc.provenance.seed,
+        "index": doc.provenance.index,
+    }
+
+
+def query_command(
+    ctx: typer.Context,
+    chemsys: Annotated[list[str] | None, typer.Option("--chemsys", help="Chemical systems, e.g. Ca-Sn-O Mg-O.")] = None,
+    max_ehull: Annotated[float | None, typer.Option("--max-ehull", help="eV/atom above hull, at most.")] = None,
+    stable_only: Annotated[bool, typer.Option("--stable-only", help="On or below the hull (E_hull <= 0).")] = False,
+    novel_only: Annotated[bool, typer.Option("--novel-only", help="Only crystals no MP structure matches.")] = False,
+    sort: Annotated[str, typer.Option("--sort", help="Field to sort by (ascending).")] = "e_above_hull",
+    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    as_json: JsonOption = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV on stdout.")] = False,
+    cif_dir: Annotated[Path | None, typer.Option("--cif-dir", help="Write each candidate's (relaxed) CIF here.")] = None,
+) -> None:
+    """Candidates from the store (embedded by default; PCCD_STORE_FILE for MongoDB), filtered and sorted."""
+    from pccd_flows.stores.candidates import CandidateQuery, CandidateStore
+    from pccd_flows.stores.config import StoreError
+
+    query = CandidateQuery(chemsys=_systems(chemsys, ctx), max_ehull=max_ehull, stable_only=stable_only, novel_only=novel_only, sort=sort, limit=limit)
+    try:
+        docs = CandidateStore().search(query)
+    except StoreError as exc:
+        fail(str(exc))
+    if cif_dir is not None:
+        cif_dir.mkdir(parents=True, exist_ok=True)
+        for doc in docs:
+            structure = doc.final_structure()
+            if structure is not None:
+                structure.to(filename=str(cif_dir / f"{doc.candidate_id}_{structure.composition.reduced_formula}.cif"))
+        stderr.print(f"wrote {len(docs)} CIFs to {cif_dir}")
+    if as_json:
+        print(json.dumps({"n": len(docs), "candidates": [d.model_dump(mode="json") for d in docs]}, indent=2))
+    elif as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(_csv_row(d) for d in docs)
+    elif cif_dir is None:
+        table = Table(title=f"{len(docs)} candidates")
+        for column in ("candidate", "formula", "E_hull (eV/atom)", "decomposition", "novel", "seed/index"):
+            table.add_column(column)
+        for doc in docs:
+            decomposition = " + ".join(doc.stability.decomposition) if doc.stability else ""
+            ehull = f"{doc.e_above_hull:.3f}" if doc.e_above_hull is not None else "-"
+            table.add_row(doc.candidate_id, doc.formula or "-", ehull, decomposition, str(doc.prefilter.novel),
+                          f"{doc.provenance.seed}/{doc.provenance.index}")
+        stdout.print(table)
+
+
+def _systems(chemsys: list[str] | None, ctx: typer.Context) -> list[str]:
+    """`--chemsys Ca-Sn-O Mg-O` (systems separated by spaces); elements within a system by '-' or ','."""
+    return [value.replace(",", "-") for value in [*(chemsys or []), *ctx.args]]

@@ -1,0 +1,1 @@
+"""Pydantic documents of every record pccd-flows stores."""

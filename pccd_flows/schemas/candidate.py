@@ -1,0 +1,114 @@
+"""``CandidateDoc``: everything known about one generated crystal, from its provenance to its stability."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, Field
+from pymatgen.core import Structure
+
+from pccd_flows.model.generate import GeneratedCrystal, Provenance
+
+# the paper's screening thresholds (0.25, 0.08 eV/atom) and MatterGen's (0.0)
+STABILITY_THRESHOLDS = (0.25, 0.08, 0.0)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def candidate_id(structure: dict | None, provenance: Provenance) -> str:
+    """Stable id: the same crystal from the same checkpoint, seed, index and settings always gets the same id."""
+    payload = json.dumps({"provenance": provenance.model_dump(mode="json", exclude={"checkpoint_path"}),
+                          "structure": _rounded_structure(structure)}, sort_keys=True)
+    return "pccd-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _rounded_structure(structure: dict | None):
+    if structure is None:
+        return None
+    s = Structure.from_dict(structure)
+    return {"lattice": [round(x, 4) for x in s.lattice.parameters],
+            "sites": sorted((site.specie.symbol, *(round(float(c) % 1.0, 4) for c in site.frac_coords)) for site in s)}
+
+
+class PrefilterResult(BaseModel):
+    structurally_valid: bool | None = None
+    compositionally_valid: bool | None = Field(None, description="SMACT charge neutrality + electronegativity.")
+    element_match: bool | None = None
+    unique: bool | None = Field(None, description="No earlier candidate of the batch or the store is the same crystal.")
+    duplicate_of: str | None = None
+    novel: bool | None = Field(None, description="No MP structure matches (StructureMatcher).")
+    matched_mp_id: str | None = None
+    passed: bool | None = None
+    reject_reason: str | None = None
+
+
+class RelaxationResult(BaseModel):
+    engine: str
+    structure: dict | None = Field(None, description="Relaxed structure (pymatgen dict).")
+    energy_per_atom: float | None = Field(None, description="eV/atom on the MP2020 scale (corrected where needed).")
+    uncorrected_energy_per_atom: float | None = None
+    converged: bool | None = None
+    task_uuid: str | None = Field(None, description="jobflow uuid of the relaxation job, to find its task document.")
+    error: str | None = None
+
+
+class StabilityResult(BaseModel):
+    e_above_hull: float = Field(description="eV/atom above the reference convex hull (negative: below it).")
+    formation_energy_per_atom: float | None = None
+    decomposition: dict[str, float] = Field(default_factory=dict, description="Hull phases (formula -> fraction).")
+    reference: str = Field(description="Reference set name.")
+    reference_fingerprint: str = Field(description="Hash of the reference entries, to recompute when they change.")
+    engine: str
+    stable_at: dict[str, bool] = Field(default_factory=dict, description="e_above_hull <= threshold, per threshold.")
+
+    @classmethod
+    def from_hull(cls, e_above_hull: float, **kwargs) -> StabilityResult:
+        stable_at = {f"{t:g}": e_above_hull <= t + 1e-9 for t in STABILITY_THRESHOLDS}
+        return cls(e_above_hull=e_above_hull, stable_at=stable_at, **kwargs)
+
+
+class CandidateDoc(BaseModel):
+    candidate_id: str
+    formula: str | None
+    chemsys: str = Field(description="Requested elements, sorted and joined by '-' (as MP).")
+    nsites: int | None = None
+    structure: dict | None = Field(None, description="Generated structure (pymatgen dict).")
+    provenance: Provenance
+    decode_error: str | None = None
+    prefilter: PrefilterResult = Field(default_factory=PrefilterResult)
+    relaxation: RelaxationResult | None = None
+    stability: StabilityResult | None = None
+    e_above_hull: float | None = Field(None, description="Copy of stability.e_above_hull, for flat queries.")
+    band_gap: float | None = Field(None, description="Follow-up calculation (eV).")
+    phonon_stable: bool | None = Field(None, description="Follow-up calculation: no imaginary modes.")
+    last_updated: datetime = Field(default_factory=_now)
+
+    @classmethod
+    def from_generated(cls, crystal: GeneratedCrystal) -> CandidateDoc:
+        structure = crystal.to_structure()
+        return cls(
+            candidate_id=candidate_id(crystal.structure, crystal.provenance),
+            formula=crystal.formula,
+            chemsys="-".join(sorted(crystal.provenance.conditions.elements)),
+            nsites=len(structure) if structure is not None else None,
+            structure=crystal.structure,
+            provenance=crystal.provenance,
+            decode_error=crystal.error,
+        )
+
+    def generated_structure(self) -> Structure | None:
+        return Structure.from_dict(self.structure) if self.structure else None
+
+    def final_structure(self) -> Structure | None:
+        """The relaxed structure where there is one, else the generated one."""
+        if self.relaxation is not None and self.relaxation.structure:
+            return Structure.from_dict(self.relaxation.structure)
+        return self.generated_structure()
+
+    def with_stability(self, stability: StabilityResult) -> CandidateDoc:
+        return self.model_copy(update={"stability": stability, "e_above_hull": stability.e_above_hull,
+                                       "last_updated": _now()})

@@ -1,0 +1,1 @@
+"""Energies on the Materials Project scale, reference phases and energies above the convex hull."""

@@ -1,0 +1,109 @@
+"""Energies of structures from atomate2 force-field makers, one engine name for each way of computing them.
+
+Force fields run here, through atomate2's ``ForceFieldRelaxMaker``/``ForceFieldStaticMaker`` (the same makers the
+screening flows use), so that `pccd ehull` and the flows produce the same task documents. VASP runs only on users'
+HPC through the flows; its task documents are turned into entries by :mod:`pccd_flows.stability.entries`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import warnings
+from dataclasses import dataclass
+
+from pymatgen.core import Structure
+
+logger = logging.getLogger(__name__)
+
+# engine name -> atomate2 force_field_name; both load their weights from the installed wheel (no network)
+FORCE_FIELDS = {"chgnet": "CHGNet", "sevennet": "SevenNet"}
+ENGINES = (*FORCE_FIELDS, "vasp")
+
+
+class EngineError(ValueError):
+    """An engine that does not exist or cannot run here."""
+
+
+@dataclass(frozen=True)
+class RelaxSettings:
+    relax: bool = True
+    steps: int = 500
+    fmax: float = 0.05
+
+
+def check_engine(engine: str) -> str:
+    engine = engine.lower()
+    if engine not in ENGINES:
+        raise EngineError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    return engine
+
+
+def force_field_maker(engine: str = "chgnet", settings: RelaxSettings | None = None):
+    """The atomate2 maker that relaxes (or single-points) structures with a force field."""
+    from atomate2.forcefields.jobs import ForceFieldRelaxMaker, ForceFieldStaticMaker
+
+    engine = check_engine(engine)
+    if engine not in FORCE_FIELDS:
+        raise EngineError(f"{engine} does not run inside pccd; it runs through the screening flows on HPC")
+    settings = settings or RelaxSettings()
+    if not settings.relax:
+        return ForceFieldStaticMaker(force_field_name=FORCE_FIELDS[engine])
+    return ForceFieldRelaxMaker(
+        force_field_name=FORCE_FIELDS[engine], steps=settings.steps, relax_kwargs={"fmax": settings.fmax}
+    )
+
+
+@dataclass
+class EngineResult:
+    """One structure's outcome: the task document, or why there is none."""
+
+    structure: Structure
+    task_doc: object | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.task_doc is not None
+
+
+def run_force_field(structures: list[Structure], engine: str = "chgnet",
+                    settings: RelaxSettings | None = None) -> list[EngineResult]:
+    """Relax (or single-point) structures with a force field, locally, through the atomate2 maker.
+
+    All structures go through one job so the model loads once; if the batch fails, each structure is retried alone so
+    one bad structure cannot take the others with it.
+    """
+    from jobflow import run_locally
+
+    if not structures:
+        return []
+    maker = force_field_maker(engine, settings)
+
+    def run(batch: list[Structure]) -> list:
+        job = maker.make(batch)
+        # force fields print banners on stdout, which must stay clean for --json output
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+            warnings.simplefilter("ignore")
+            responses = run_locally(job, ensure_success=True, log=False)
+        return responses[job.uuid][1].output
+
+    try:
+        return [EngineResult(s, doc) for s, doc in zip(structures, run(list(structures)), strict=True)]
+    except Exception as batch_error:  # noqa: BLE001 - any failure of the batch falls back to one by one
+        if len(structures) == 1:
+            return [EngineResult(structures[0], error=_one_line(batch_error))]
+        logger.info("batch relaxation failed (%s); retrying one structure at a time", _one_line(batch_error))
+    results = []
+    for structure in structures:
+        try:
+            results.append(EngineResult(structure, run([structure])[0]))
+        except Exception as error:  # noqa: BLE001 - recorded on the structure, never dropped
+            results.append(EngineResult(structure, error=_one_line(error)))
+    return results
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[-1] if text else ''}"[:300]

@@ -1,0 +1,1 @@
+"""maggma stores: where candidates and cached reference energies live (embedded MontyDB or MongoDB)."""
