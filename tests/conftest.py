@@ -8,12 +8,13 @@ import warnings
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from pccd_flows.data.io import read_records
+from pccd_flows.data.io import read_records, write_records
 from pccd_flows.data.records import MaterialRecord
 from pccd_flows.model.config import get_preset
 from pccd_flows.model.dataset import load_encoded_dataset
 from pccd_flows.model.train import TrainingSettings, train
 from pccd_flows.settings import get_settings
+from tests.factories import known_phase, make_candidate
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -73,3 +74,27 @@ def tiny_checkpoint(tmp_path_factory, small_dataset):
     settings = TrainingSettings(batch_size=32, learning_rate=2e-3, warmup_steps=1, validation_samples=32)
     train(small_dataset, path, config=get_preset("tiny"), settings=settings, max_steps=8)
     return path
+
+
+MG_O_REFERENCES = {"mp-153", "mp-110", "mp-12957", "mp-607540"}  # two Mg and two O crystals, ground states incl.
+
+
+@pytest.fixture(scope="session")
+def mg_o_settings(tmp_path_factory):
+    """Settings whose data file holds only a few Mg and O crystals plus MgO, and whose caches are private."""
+    root = tmp_path_factory.mktemp("mg-o")
+    records = [r for r in read_records(get_settings().data_file) if r.material_id in MG_O_REFERENCES]
+    records.append(MaterialRecord.from_structure("mp-1265", known_phase("MgO")))
+    data = root / "mg_o.jsonl.gz"
+    write_records(records, data)
+    return get_settings().model_copy(update={
+        "data_file": data, "reference_structures_file": data, "cache_dir": root / "cache",
+        "store_dir": root / "store"})
+
+
+@pytest.fixture
+def candidates(bundled_structures) -> list:
+    """Twelve candidates over a few chemical systems with a spread of energies above hull."""
+    structures = [s for _, s in bundled_structures if len(s.composition.elements) >= 2][:12]
+    return [make_candidate(s, i, e_above_hull=round(0.05 * (i - 2), 3), novel=i % 2 == 0)
+            for i, s in enumerate(structures)]

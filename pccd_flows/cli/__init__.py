@@ -12,9 +12,11 @@ from pccd_flows.cli.data import data_app
 from pccd_flows.cli.ehull import ehull_command
 from pccd_flows.cli.evaluate import bench_command, evaluate_app
 from pccd_flows.cli.generate import generate_command
+from pccd_flows.cli.launchpad import launchpad_app
 from pccd_flows.cli.model import model_app
 from pccd_flows.cli.query import query_command
 from pccd_flows.cli.reconstruct import reconstruct_command
+from pccd_flows.cli.screen import screen_command
 from pccd_flows.cli.train import train_command
 
 # pymatgen/spglib warn per structure (rounded CIF coordinates...); on 50k structures that buries real messages.
@@ -31,9 +33,11 @@ app.add_typer(data_app, name="data")
 app.add_typer(codec_app, name="codec")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(model_app, name="model")
+app.add_typer(launchpad_app, name="launchpad")
 app.command("train")(train_command)
 app.command("generate", context_settings=MULTI_VALUE)(generate_command)
 app.command("bench")(bench_command)
 app.command("reconstruct")(reconstruct_command)
 app.command("ehull")(ehull_command)
 app.command("query", context_settings=MULTI_VALUE)(query_command)
+app.command("screen", context_settings=MULTI_VALUE)(screen_command)

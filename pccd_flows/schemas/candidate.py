@@ -6,10 +6,19 @@ import hashlib
 import json
 from datetime import datetime, timezone
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, Field
 from pymatgen.core import Structure
 
 from pccd_flows.model.generate import GeneratedCrystal, Provenance
+
+def _structure_as_dict(value):
+    """jobflow decodes stored MSON dicts into objects; documents keep plain dicts (MongoDB-friendly)."""
+    return value.as_dict() if hasattr(value, "as_dict") else value
+
+
+StructureDict = Annotated[dict | None, BeforeValidator(_structure_as_dict)]
 
 # the paper's screening thresholds (0.25, 0.08 eV/atom) and MatterGen's (0.0)
 STABILITY_THRESHOLDS = (0.25, 0.08, 0.0)
@@ -48,7 +57,7 @@ class PrefilterResult(BaseModel):
 
 class RelaxationResult(BaseModel):
     engine: str
-    structure: dict | None = Field(None, description="Relaxed structure (pymatgen dict).")
+    structure: StructureDict = Field(None, description="Relaxed structure (pymatgen dict).")
     energy_per_atom: float | None = Field(None, description="eV/atom on the MP2020 scale (corrected where needed).")
     uncorrected_energy_per_atom: float | None = None
     converged: bool | None = None
@@ -76,7 +85,7 @@ class CandidateDoc(BaseModel):
     formula: str | None
     chemsys: str = Field(description="Requested elements, sorted and joined by '-' (as MP).")
     nsites: int | None = None
-    structure: dict | None = Field(None, description="Generated structure (pymatgen dict).")
+    structure: StructureDict = Field(None, description="Generated structure (pymatgen dict).")
     provenance: Provenance
     decode_error: str | None = None
     prefilter: PrefilterResult = Field(default_factory=PrefilterResult)

@@ -32,8 +32,6 @@ class CandidateQuery(BaseModel):
             bound = min(0.0, self.max_ehull)
         if bound is not None:
             criteria["e_above_hull"] = {"$lte": bound}
-        elif self.sort == "e_above_hull":
-            criteria["e_above_hull"] = {"$ne": None}
         if self.novel_only:
             criteria["prefilter.novel"] = True
         return criteria

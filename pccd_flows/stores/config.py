@@ -34,7 +34,7 @@ def embedded_store(collection: str, directory: str | Path, key: str) -> MontySto
                       storage="sqlite", key=key)
 
 
-def _configured_store(name: str, settings: PccdSettings) -> Store | None:
+def _configured_store(name: str, settings: PccdSettings, required: bool = True) -> Store | None:
     if settings.store_file is None:
         return None
     try:
@@ -42,6 +42,8 @@ def _configured_store(name: str, settings: PccdSettings) -> Store | None:
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         raise StoreError(f"cannot read store file {settings.store_file}: {exc}") from exc
     if name not in specs:
+        if not required:
+            return None
         raise StoreError(f"store file {settings.store_file} has no {name!r} store")
     store = specs[name]
     if not isinstance(store, Store):
@@ -58,8 +60,26 @@ def candidate_store(settings: PccdSettings | None = None) -> Store:
 def reference_energy_store(settings: PccdSettings | None = None) -> Store:
     """Cache of engine energies of reference structures: computed once per machine, shared by all projects."""
     settings = settings or get_settings()
-    return _configured_store("reference_energies", settings) or embedded_store(
+    return _configured_store("reference_energies", settings, required=False) or embedded_store(
         "reference_energies", settings.cache_dir / "reference-energies", key="key")
+
+
+def job_store(settings: PccdSettings | None = None):
+    """The jobflow JobStore: from the store file (``jobs`` and ``job_data``) or embedded MontyDB beside candidates.
+
+    atomate2's force-field jobs write trajectories to an additional store named ``data``: a JobStore without one
+    fails every relaxation.
+    """
+    from jobflow import JobStore
+
+    settings = settings or get_settings()
+    docs = _configured_store("jobs", settings) if settings.store_file else None
+    if docs is not None:
+        data = _configured_store("job_data", settings)
+    else:
+        docs = embedded_store("jobs", settings.store_dir, key="uuid")
+        data = embedded_store("job_data", settings.store_dir, key="blob_uuid")
+    return JobStore(docs, additional_stores={"data": data})
 
 
 def _lock_for(store: Store):

@@ -16,7 +16,7 @@ from pccd_flows.stability.engines import RelaxSettings
 from pccd_flows.stability.hull import HullCalculator
 from pccd_flows.stability.references import (ReferenceError, ReferenceSet, formation_energy_entries,
                                              formation_energy_table, reference_set)
-from tests.stability.conftest import known_phase
+from tests.factories import known_phase
 
 
 def mp2020_elemental_energies() -> dict[str, float]:

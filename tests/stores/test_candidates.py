@@ -11,7 +11,7 @@ from maggma.stores import MongoStore
 from pccd_flows.settings import PccdSettings
 from pccd_flows.stores.candidates import CandidateQuery, CandidateStore
 from pccd_flows.stores.config import StoreError, candidate_store, open_store
-from tests.stores.conftest import make_candidate
+from tests.factories import make_candidate
 
 
 @pytest.fixture

@@ -1,11 +1,21 @@
-"""Candidate documents built from real generated-style structures (bundled MP crystals) with real provenance."""
+"""Builders of real test objects: known MP phases and candidate documents with real provenance."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
+
+from pymatgen.core import Structure
 
 from pccd_flows.model.generate import GeneratedCrystal, GenerationConditions, Provenance, SamplerSettings
 from pccd_flows.schemas.candidate import CandidateDoc, RelaxationResult, StabilityResult
+
+KNOWN_PHASES = Path(__file__).parent / "fixtures" / "known_phases"
+
+
+def known_phase(formula: str) -> Structure:
+    """An MP ground state from tests/fixtures/known_phases (MgO, CaO, SnO2, ZnO, MgAl2O4, LiCoO2...)."""
+    (path,) = KNOWN_PHASES.glob(f"{formula}_mp-*.cif")
+    return Structure.from_file(path)
 
 
 def make_candidate(structure, index: int, seed: int = 0, e_above_hull: float | None = None,
@@ -22,11 +32,3 @@ def make_candidate(structure, index: int, seed: int = 0, e_above_hull: float | N
         doc = doc.with_stability(StabilityResult.from_hull(e_above_hull, reference="mp-formation",
                                                            reference_fingerprint="f" * 16, engine="chgnet"))
     return doc
-
-
-@pytest.fixture
-def candidates(bundled_structures) -> list[CandidateDoc]:
-    """Twelve candidates over a few chemical systems with a spread of energies above hull."""
-    structures = [s for _, s in bundled_structures if len(s.composition.elements) >= 2][:12]
-    return [make_candidate(s, i, e_above_hull=round(0.05 * (i - 2), 3), novel=i % 2 == 0)
-            for i, s in enumerate(structures)]

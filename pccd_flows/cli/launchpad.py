@@ -1,0 +1,71 @@
+"""``pccd launchpad init --embedded DIR``: a complete FireWorks + jobflow configuration that needs no server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from pccd_flows.cli.common import stdout
+
+LOCK_NAME = ".launchpad.lock"
+
+launchpad_app = typer.Typer(help="FireWorks LaunchPad configurations.", no_args_is_help=True)
+
+
+def embedded_files(directory: Path) -> dict[str, dict]:
+    directory = directory.resolve()
+    store_dir = directory / "pccd-store"
+
+    def monty(collection: str, key: str) -> dict:
+        return {"@module": "maggma.stores", "@class": "MontyStore", "collection_name": collection,
+                "database_path": str(store_dir), "database_name": "pccd", "storage": "sqlite", "key": key}
+
+    return {
+        # FireWorks reads FW_config.yaml from the working directory: `cd DIR` is all it takes
+        "FW_config.yaml": {"MONGOMOCK_SERVERSTORE_FILE": str(directory / "fireworks_mongomock.json"),
+                           "LAUNCHPAD_LOC": str(directory / "my_launchpad.yaml"),
+                           "FWORKER_LOC": str(directory / "my_fworker.yaml")},
+        "my_launchpad.yaml": {"host": "localhost", "port": 27017, "name": "pccd_fireworks", "logdir": None,
+                              "strm_lvl": "WARNING"},
+        "my_fworker.yaml": {"name": "embedded worker", "category": "", "query": "{}"},
+        # jobflow's own spec format: "type" instead of MSON's @module/@class
+        "jobflow.yaml": {"JOB_STORE": {"docs_store": jobflow_spec(monty("jobs", "uuid")),
+                                       "additional_stores": {"data": jobflow_spec(monty("job_data", "blob_uuid"))}}},
+        "stores.yaml": {"candidates": monty("candidates", "candidate_id"),
+                        "jobs": monty("jobs", "uuid"), "job_data": monty("job_data", "blob_uuid")},
+    }
+
+
+def jobflow_spec(mson: dict) -> dict:
+    return {"type": mson["@class"], **{k: v for k, v in mson.items() if not k.startswith("@")}}
+
+
+@launchpad_app.command("init")
+def init_command(
+    embedded: Annotated[Path, typer.Option("--embedded", help="Directory for the embedded configuration.")],
+) -> None:
+    """Write FW_config.yaml, my_launchpad.yaml, my_fworker.yaml, jobflow.yaml and stores.yaml into DIR."""
+    embedded.mkdir(parents=True, exist_ok=True)
+    (embedded / "pccd-store").mkdir(exist_ok=True)
+    for name, content in embedded_files(embedded).items():
+        (embedded / name).write_text(yaml.safe_dump(content, sort_keys=False))
+    mongomock_file = embedded / "fireworks_mongomock.json"
+    if not mongomock_file.exists():  # mongomock-persistence reads it before it ever writes it
+        mongomock_file.write_text("{}")
+    env = embedded.resolve()
+    lock = env / LOCK_NAME
+    (embedded / "env.sh").write_text(
+        "# source this file: pccd, jobflow and FireWorks then use this embedded configuration from any directory.\n"
+        "# The embedded LaunchPad (mongomock) keeps its state in one process and writes it at exit: two processes at\n"
+        "# once lose work. rlaunch and lpad below take a lock: a second rlaunch refuses, lpad waits.\n"
+        f"export PCCD_STORE_FILE={env / 'stores.yaml'}\nexport JOBFLOW_CONFIG_FILE={env / 'jobflow.yaml'}\n"
+        f"export FW_CONFIG_FILE={env / 'FW_config.yaml'}\n"
+        f"rlaunch() {{ flock -n -E 75 {lock} command rlaunch \"$@\"; local rc=$?; [ $rc -eq 75 ] && echo "
+        f"'error: another rlaunch/lpad is using the embedded LaunchPad in {env}; wait for it (or use MongoDB for "
+        f"parallel workers)' >&2; return $rc; }}\n"
+        f"lpad() {{ flock -w 600 {lock} command lpad \"$@\"; }}\n")
+    stdout.print(f"wrote an embedded FireWorks/jobflow configuration to {embedded}: `cd {embedded} && source env.sh`, "
+                 "then `pccd screen --launchpad my_launchpad.yaml ...`, `rlaunch rapidfire`, `pccd query`")

@@ -1,0 +1,90 @@
+"""``pccd screen``: the screening flow, run here, added to a LaunchPad, or written as a FireWorks workflow file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pccd_flows.cli.common import fail, stderr, stdout
+
+
+def screen_command(
+    ctx: typer.Context,
+    chemsys: Annotated[list[str], typer.Option("--chemsys", help="Chemical systems, e.g. --chemsys Ca-Sn-O Mg-O.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="Candidates per chemical system.")] = 16,
+    engine: Annotated[str, typer.Option("--engine", help="chgnet (default), sevennet, or vasp (HPC).")] = "chgnet",
+    reference: Annotated[str | None, typer.Option("--reference", help="mp-structures, mp-formation, mp-api.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="DDIM steps.")] = 50,
+    relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="Force-field relaxation steps.")] = 500,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
+    run_locally: Annotated[bool, typer.Option("--run-locally", help="Run here with jobflow.")] = False,
+    launchpad: Annotated[Path | None, typer.Option("--launchpad", help="Add the workflow to this LaunchPad.")] = None,
+    write_workflow: Annotated[Path | None, typer.Option("--write-workflow", help="Write a FireWorks workflow file "
+                                                                                  "for `lpad add`.")] = None,
+) -> None:
+    """Generate, prefilter, relax and judge candidates of each chemical system; results go to the candidate store."""
+    from pccd_flows.makers import (GenerateCandidatesMaker, RelaxCandidatesMaker, ScreeningFlowMaker,
+                                   StabilityMaker)
+    from pccd_flows.settings import get_settings
+    from pccd_flows.stability.engines import EngineError, check_engine
+    from pccd_flows.stability.references import ReferenceError, normalise_chemsys
+
+    if sum([run_locally, launchpad is not None, write_workflow is not None]) != 1:
+        fail("choose one of --run-locally, --launchpad FILE, --write-workflow FILE")
+    systems = [value.replace(",", "-") for value in [*chemsys, *ctx.args]]
+    try:
+        systems = ["-".join(normalise_chemsys(s)) for s in systems]
+        engine = check_engine(engine)
+    except (ReferenceError, EngineError) as exc:
+        fail(str(exc))
+    if any(len(s.split("-")) > 3 for s in systems):
+        fail("PCCD generates crystals of 1 to 3 elements")
+    settings = get_settings()
+    maker = ScreeningFlowMaker(
+        generate=GenerateCandidatesMaker(checkpoint=str(checkpoint.resolve()) if checkpoint else None, n=n, seed=seed,
+                                         steps=steps),
+        relax=RelaxCandidatesMaker(engine=engine, steps=relax_steps),
+        stability=StabilityMaker(reference=reference or settings.reference, engine=engine),
+    )
+    flow = maker.make(systems)
+    if write_workflow is not None or launchpad is not None:
+        from jobflow.managers.fireworks import flow_to_workflow
+
+        from pccd_flows.stores.config import job_store
+
+        # embedded stores travel inside the workflow; production workers use their own jobflow.yaml JOB_STORE
+        workflow = flow_to_workflow(flow, store=None if settings.store_file else job_store())
+        if write_workflow is not None:
+            workflow.to_file(str(write_workflow))
+            stdout.print(f"wrote {write_workflow}: {len(workflow.fws)} fireworks; add it with `lpad add {write_workflow}`")
+            return
+        from fireworks import LaunchPad
+
+        from filelock import FileLock, Timeout
+
+        from pccd_flows.cli.launchpad import LOCK_NAME
+
+        try:
+            # the embedded (mongomock) LaunchPad takes one process at a time: the same lock as env.sh's rlaunch
+            with FileLock(str(launchpad.resolve().parent / LOCK_NAME), timeout=600):
+                pad = LaunchPad.from_file(str(launchpad))
+                pad.add_wf(workflow)
+        except Timeout:
+            fail(f"another process holds {launchpad.resolve().parent / LOCK_NAME} (an rlaunch?); try again later")
+        except Exception as exc:  # noqa: BLE001 - unreachable MongoDB, bad file...
+            fail(f"cannot add the workflow to {launchpad}: {str(exc).splitlines()[0][:200]}")
+        stdout.print(f"added {len(workflow.fws)} fireworks to {launchpad}; run them with `rlaunch rapidfire`")
+        return
+
+    from jobflow import run_locally as run_flow
+
+    from pccd_flows.stores.candidates import CandidateQuery, CandidateStore
+    from pccd_flows.stores.config import job_store
+
+    stderr.print(f"screening {', '.join(systems)}: {n} candidates each, {engine}, reference {maker.stability.reference}")
+    run_flow(flow, store=job_store(), log=False)
+    docs = CandidateStore().search(CandidateQuery(chemsys=systems))
+    stdout.print(f"{len(docs)} candidates judged; stable ones: `pccd query --chemsys {' '.join(systems)} --max-ehull 0.08`")

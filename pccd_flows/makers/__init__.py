@@ -1,0 +1,10 @@
+"""jobflow Makers (atomate2 style) that compose the PCCD screening: generate, prefilter, relax, judge, store."""
+
+from pccd_flows.makers.generate import GenerateCandidatesMaker
+from pccd_flows.makers.prefilter import PrefilterMaker
+from pccd_flows.makers.relax import RelaxCandidatesMaker
+from pccd_flows.makers.screening import ScreeningFlowMaker
+from pccd_flows.makers.stability import StabilityMaker
+
+__all__ = ["GenerateCandidatesMaker", "PrefilterMaker", "RelaxCandidatesMaker", "ScreeningFlowMaker",
+           "StabilityMaker"]

@@ -1,0 +1,44 @@
+"""Generation job: sample and decode candidates for one chemical system, with full provenance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobflow import Maker, job
+
+from pccd_flows.model.conditions import BandGapClass, MagneticClass
+from pccd_flows.model.generate import SamplerSettings
+
+
+@dataclass
+class GenerateCandidatesMaker(Maker):
+    """Generate ``n`` crystals of a chemical system with a PCCD checkpoint (default: the shipped one).
+
+    Runs the sampler inside the job, so a FireWorks worker with a GPU (category ``generate``) can take it.
+    """
+
+    name: str = "generate candidates"
+    checkpoint: str | None = None
+    n: int = 16
+    seed: int = 0
+    # plain fields, not a SamplerSettings: Maker fields must survive MSON serialisation into FireWorks specs
+    sampler: str = "ddim"
+    steps: int = 50
+    guidance: float = 1.0
+    eta: float = 0.0
+    band_gap_class: BandGapClass = BandGapClass.unknown
+    magnetic_class: MagneticClass = MagneticClass.unknown
+
+    @job
+    def make(self, chemsys: str):
+        from pccd_flows.model.checkpoint import load_model
+        from pccd_flows.model.generate import GenerationConditions, generate
+        from pccd_flows.schemas.candidate import CandidateDoc
+        from pccd_flows.settings import get_settings
+
+        conditions = GenerationConditions(elements=tuple(chemsys.split("-")), band_gap_class=self.band_gap_class,
+                                          magnetic_class=self.magnetic_class)
+        model, codec, payload = load_model(self.checkpoint or get_settings().checkpoint)
+        sampler = SamplerSettings(sampler=self.sampler, steps=self.steps, guidance=self.guidance, eta=self.eta)
+        crystals = generate(model, codec, payload, conditions, self.n, self.seed, sampler)
+        return [CandidateDoc.from_generated(crystal) for crystal in crystals]

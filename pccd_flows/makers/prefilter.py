@@ -1,0 +1,85 @@
+"""Prefilter job: validity, de-duplication (batch and store) and novelty, every reject recorded with its reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobflow import Maker, job
+from maggma.core import Store
+
+from pccd_flows.schemas.candidate import CandidateDoc, PrefilterResult
+
+
+def prefilter(candidates: list[CandidateDoc], known: list[CandidateDoc], novelty_index=None,
+              require_novel: bool = False) -> list[CandidateDoc]:
+    """Judge each candidate; ``known`` are earlier candidates of the store (same chemical systems)."""
+    from pccd_flows.evaluation.metrics import (_fits, compositional_validity, element_match, reduced_formula,
+                                               structural_validity, structure_matcher)
+
+    matcher = structure_matcher()
+    seen: list[tuple[str, object]] = [(doc.candidate_id, doc.generated_structure()) for doc in known
+                                      if doc.prefilter.passed]
+    judged = []
+    for doc in candidates:
+        structure = doc.generated_structure()
+        result = PrefilterResult()
+        if structure is None:
+            result.passed, result.reject_reason = False, f"decoding failed: {doc.decode_error}"
+            judged.append(doc.model_copy(update={"prefilter": result}))
+            continue
+        result.structurally_valid = structural_validity(structure)
+        result.compositionally_valid = compositional_validity(structure.composition)
+        result.element_match = element_match(structure, doc.provenance.conditions.elements)
+        formula = reduced_formula(structure)
+        duplicate = next((cid for cid, other in seen if cid != doc.candidate_id and other is not None
+                          and reduced_formula(other) == formula and _fits(matcher, other, structure)), None)
+        result.unique, result.duplicate_of = duplicate is None, duplicate
+        if novelty_index is not None:
+            result.matched_mp_id = novelty_index.find_match(structure)
+            result.novel = result.matched_mp_id is None
+        reasons = [reason for failed, reason in [
+            (not result.structurally_valid, "atoms closer than 0.5 A or volume < 0.1 A^3"),
+            (not result.element_match, "not exactly the requested elements"),
+            (not result.unique, f"duplicate of {duplicate}"),
+            (require_novel and result.novel is False, f"matches {result.matched_mp_id}"),
+        ] if failed]
+        result.passed = not reasons
+        result.reject_reason = "; ".join(reasons) or None
+        if result.passed:
+            seen.append((doc.candidate_id, structure))
+        judged.append(doc.model_copy(update={"prefilter": result}))
+    return judged
+
+
+@dataclass
+class PrefilterMaker(Maker):
+    """Validity, uniqueness against the batch and the candidate store, novelty against MP; upserts every candidate.
+
+    SMACT validity is recorded but does not reject (intermetallics fail it by design).
+    """
+
+    name: str = "prefilter candidates"
+    check_novelty: bool = True
+    require_novel: bool = False
+    store: Store | None = None  # resolved when the flow is made (a worker's cwd is its launch directory)
+
+    @job
+    def make(self, candidates: list[CandidateDoc]):
+        from pccd_flows.evaluation.novelty import known_structure_index
+        from pccd_flows.stores.candidates import CandidateStore
+
+        candidates = [CandidateDoc.model_validate(c) if isinstance(c, dict) else c for c in candidates]
+        store = CandidateStore(self.store)
+        systems = sorted({c.chemsys for c in candidates})
+        ids = {c.candidate_id for c in candidates}
+        stored = list(store.find({"chemsys": {"$in": systems}}))
+        known = [d for d in stored if d.candidate_id not in ids]
+        # a re-run regenerates the same candidates: keep what later steps already learnt about them
+        later = ("relaxation", "stability", "e_above_hull", "band_gap", "phonon_stable")
+        previous = {d.candidate_id: d for d in stored if d.candidate_id in ids}
+        candidates = [c.model_copy(update={k: getattr(previous[c.candidate_id], k) for k in later})
+                      if c.candidate_id in previous else c for c in candidates]
+        judged = prefilter(candidates, known, known_structure_index() if self.check_novelty else None,
+                           self.require_novel)
+        store.upsert(judged)
+        return judged

@@ -1,0 +1,55 @@
+"""The whole screening chain as one jobflow Flow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from jobflow import Flow, Maker
+from maggma.core import Store
+
+from pccd_flows.makers.generate import GenerateCandidatesMaker
+from pccd_flows.makers.prefilter import PrefilterMaker
+from pccd_flows.makers.relax import GENERATE_CATEGORY, RelaxCandidatesMaker
+from pccd_flows.makers.stability import StabilityMaker
+
+
+@dataclass
+class ScreeningFlowMaker(Maker):
+    """generate -> prefilter -> relax (one job per candidate) -> E_hull -> store, for each chemical system.
+
+    ``follow_up``: a Maker whose ``make(candidates)`` runs on the judged candidates (band structures and phonons of
+    the ones under a threshold come in their own makers); ``None`` ends the flow at the store.
+    """
+
+    name: str = "pccd screening"
+    generate: GenerateCandidatesMaker = field(default_factory=GenerateCandidatesMaker)
+    prefilter: PrefilterMaker = field(default_factory=PrefilterMaker)
+    relax: RelaxCandidatesMaker = field(default_factory=RelaxCandidatesMaker)
+    stability: StabilityMaker = field(default_factory=StabilityMaker)
+    follow_up: Maker | None = None
+
+    def make(self, chemical_systems: list[str], store: Store | None = None) -> Flow:
+        """``store``: the candidate store the jobs write to (default: the configured one, resolved now, so that
+        workers in other directories or on other nodes write to the same place)."""
+        from pccd_flows.stores.config import candidate_store
+
+        store = store if store is not None else candidate_store()
+        prefilter, relax, stability = (maker if maker.store is not None else replace(maker, store=store)
+                                       for maker in (self.prefilter, self.relax, self.stability))
+        jobs, outputs = [], {}
+        for chemsys in chemical_systems:
+            chemsys = "-".join(chemsys.replace(",", "-").split("-"))
+            generated = self.generate.make(chemsys)
+            generated.name = f"generate {chemsys}"
+            generated.update_config({"manager_config": {"_category": GENERATE_CATEGORY}})
+            filtered = prefilter.make(generated.output)
+            filtered.name = f"prefilter {chemsys}"
+            relaxed = relax.make(filtered.output)
+            relaxed.name = f"relax {chemsys}"
+            judged = stability.make(relaxed.output)
+            judged.name = f"stability {chemsys}"
+            jobs += [generated, filtered, relaxed, judged]
+            if self.follow_up is not None:
+                jobs.append(self.follow_up.make(judged.output))
+            outputs[chemsys] = judged.output
+        return Flow(jobs, output=outputs, name=self.name)

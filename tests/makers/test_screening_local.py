@@ -1,0 +1,54 @@
+"""The screening flow with jobflow's run_locally: tiny model, a few candidates, CHGNet with few steps."""
+
+from __future__ import annotations
+
+import pytest
+from jobflow import JobStore, run_locally
+from maggma.stores import MemoryStore
+
+from pccd_flows.makers import GenerateCandidatesMaker, PrefilterMaker, RelaxCandidatesMaker, ScreeningFlowMaker, StabilityMaker
+from pccd_flows.settings import get_settings
+from pccd_flows.stores.candidates import CandidateStore
+
+
+@pytest.fixture
+def screening_environment(mg_o_settings, monkeypatch, tmp_path):
+    for name, value in {"PCCD_DATA_FILE": mg_o_settings.data_file, "PCCD_CACHE_DIR": mg_o_settings.cache_dir,
+                        "PCCD_REFERENCE_STRUCTURES_FILE": mg_o_settings.reference_structures_file,
+                        "PCCD_STORE_DIR": tmp_path / "store"}.items():
+        monkeypatch.setenv(name, str(value))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def screening_maker(checkpoint, n: int = 3) -> ScreeningFlowMaker:
+    return ScreeningFlowMaker(
+        prefilter=PrefilterMaker(check_novelty=False),  # novelty has its own test; the MP index takes a minute
+        generate=GenerateCandidatesMaker(checkpoint=str(checkpoint), n=n, seed=0,
+                                         steps=10),
+        relax=RelaxCandidatesMaker(steps=5),
+        stability=StabilityMaker(reference="mp-formation"),
+    )
+
+
+def test_screening_runs_locally_and_reruns_without_duplicates(screening_environment, tmp_path):
+    # the shipped checkpoint (the tiny test model's crystals would not pass the prefilter, so nothing would relax)
+    checkpoint = screening_environment.checkpoint
+    run_locally(screening_maker(checkpoint, n=4).make(["Mg-O"]), store=JobStore(MemoryStore(), additional_stores={"data": MemoryStore()}), root_dir=tmp_path,
+                log=False)
+    store = CandidateStore()
+    docs = list(store.find({}))
+    assert len(docs) == 4
+    assert all(d.provenance.checkpoint_sha256 and d.provenance.sampler.steps == 10 for d in docs)
+    assert all(d.prefilter.passed or d.prefilter.reject_reason for d in docs)
+    judged = [d for d in docs if d.stability is not None]
+    assert judged, [d.prefilter.reject_reason or d.relaxation for d in docs]
+    for doc in judged:
+        assert doc.relaxation.engine == "chgnet" and doc.relaxation.energy_per_atom < 0
+        assert doc.stability.reference == "mp-formation" and doc.e_above_hull == doc.stability.e_above_hull
+    before = {d.candidate_id: d.stability for d in docs}
+    run_locally(screening_maker(checkpoint, n=4).make(["Mg-O"]), store=JobStore(MemoryStore(), additional_stores={"data": MemoryStore()}), root_dir=tmp_path,
+                log=False)
+    assert store.count() == 4
+    assert {d.candidate_id: d.stability for d in store.find({})} == before  # nothing lost or recomputed
