@@ -63,9 +63,9 @@ def init_command(
         "# once lose work. rlaunch and lpad below take a lock: a second rlaunch refuses, lpad waits.\n"
         f"export PCCD_STORE_FILE={env / 'stores.yaml'}\nexport JOBFLOW_CONFIG_FILE={env / 'jobflow.yaml'}\n"
         f"export FW_CONFIG_FILE={env / 'FW_config.yaml'}\n"
-        f"rlaunch() {{ flock -n -E 75 {lock} command rlaunch \"$@\"; local rc=$?; [ $rc -eq 75 ] && echo "
+        f"rlaunch() {{ flock -n -E 75 {lock} rlaunch \"$@\"; local rc=$?; [ $rc -eq 75 ] && echo "
         f"'error: another rlaunch/lpad is using the embedded LaunchPad in {env}; wait for it (or use MongoDB for "
         f"parallel workers)' >&2; return $rc; }}\n"
-        f"lpad() {{ flock -w 600 {lock} command lpad \"$@\"; }}\n")
+        f"lpad() {{ flock -w 600 {lock} lpad \"$@\"; }}\n")
     stdout.print(f"wrote an embedded FireWorks/jobflow configuration to {embedded}: `cd {embedded} && source env.sh`, "
                  "then `pccd screen --launchpad my_launchpad.yaml ...`, `rlaunch rapidfire`, `pccd query`")

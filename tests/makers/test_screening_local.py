@@ -52,3 +52,25 @@ def test_screening_runs_locally_and_reruns_without_duplicates(screening_environm
                 log=False)
     assert store.count() == 4
     assert {d.candidate_id: d.stability for d in store.find({})} == before  # nothing lost or recomputed
+
+
+def test_a_failed_relaxation_fizzles_only_its_candidate(screening_environment, tmp_path):
+    from pymatgen.core import Lattice, Structure
+
+    from pccd_flows.schemas.candidate import PrefilterResult
+    from tests.factories import known_phase, make_candidate
+
+    good = make_candidate(known_phase("MgO"), 0)
+    overlapping = Structure(Lattice.cubic(3.0), ["Mg", "O"], [[0, 0, 0], [0, 0, 0]], validate_proximity=False)
+    bad = make_candidate(overlapping, 1)  # two atoms on one site: CHGNet's relaxation raises
+    docs = [d.model_copy(update={"prefilter": PrefilterResult(passed=True)}) for d in (good, bad)]
+    relaxed = RelaxCandidatesMaker(steps=5).make(docs)
+    judged = StabilityMaker(reference="mp-formation").make(relaxed.output)
+    from jobflow import Flow
+
+    run_locally(Flow([relaxed, judged]), store=JobStore(MemoryStore(), additional_stores={"data": MemoryStore()}),
+                root_dir=tmp_path, log=False)
+    store = CandidateStore()
+    good_doc, bad_doc = store.get(good.candidate_id), store.get(bad.candidate_id)
+    assert bad_doc.relaxation.error and bad_doc.stability is None
+    assert good_doc.relaxation.error is None and abs(good_doc.e_above_hull) < 0.05

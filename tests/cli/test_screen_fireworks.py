@@ -1,0 +1,47 @@
+"""The screening through the real FireWorks command line on an embedded LaunchPad: init, reset, add, rlaunch, query."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+BIN = Path(sys.executable).parent
+
+
+def run(args: list[str], cwd: Path, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{args[0]} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def test_screening_through_lpad_and_rlaunch(mg_o_settings, tmp_path):
+    config = tmp_path / "fw"
+    run([str(BIN / "pccd"), "launchpad", "init", "--embedded", str(config)], tmp_path, os.environ.copy())
+    assert {"FW_config.yaml", "my_launchpad.yaml", "my_fworker.yaml", "jobflow.yaml", "stores.yaml",
+            "env.sh"} <= {p.name for p in config.iterdir()}
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
+           "PCCD_STORE_FILE": str(config / "stores.yaml"), "JOBFLOW_CONFIG_FILE": str(config / "jobflow.yaml"),
+           "FW_CONFIG_FILE": str(config / "FW_config.yaml"), "PCCD_DATA_FILE": str(mg_o_settings.data_file),
+           "PCCD_CACHE_DIR": str(mg_o_settings.cache_dir),
+           "PCCD_REFERENCE_STRUCTURES_FILE": str(mg_o_settings.reference_structures_file)}
+    run(["lpad", "reset", "--password", datetime.date.today().isoformat()], config, env)
+    run(["pccd", "screen", "--chemsys", "Mg-O", "--n", "2", "--steps", "10", "--relax-steps", "5",
+         "--reference", "mp-formation", "--launchpad", "my_launchpad.yaml"], config, env)
+    flows = yaml.safe_load(run(["lpad", "get_wflows", "-d", "more"], config, env).stdout)
+    assert flows["states"] and set(flows["states"].values()) <= {"READY", "WAITING"}
+    run(["rlaunch", "rapidfire"], config, env)
+    flows = yaml.safe_load(run(["lpad", "get_wflows", "-d", "more"], config, env).stdout)
+    assert set(flows["states"].values()) == {"COMPLETED"}, flows["states"]
+    report = json.loads(run(["pccd", "query", "--json"], config, env).stdout)
+    assert report["n"] == 2
+    for candidate in report["candidates"]:
+        assert candidate["provenance"]["sampler"]["steps"] == 10
+        assert candidate["prefilter"]["passed"] is not None
+        if candidate["prefilter"]["passed"] and not candidate["relaxation"]["error"]:
+            assert candidate["stability"]["reference"] == "mp-formation"
