@@ -15,12 +15,18 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# The main job on the embedded default: data statistics, the codec round trip over the first 5,000 bundled crystals
-# (`pccd codec check` without --limit checks all 50,788, ~15 min), then Ca-Sn-O crystals from the shipped model.
+# The main job on the embedded default: the screening demo through FireWorks with no server. An embedded LaunchPad
+# (mongomock + MontyDB stores) in demo_output/fw, Ca-Sn-O and Mg-O candidates from the shipped checkpoint, relaxed
+# with CHGNet by `rlaunch rapidfire`, judged against the offline hull, and the most stable ones printed.
+DEMO := demo_output/fw
 demo: $(STAMP)
-	$(VENV)/bin/pccd data stats
-	$(VENV)/bin/pccd codec check --limit 5000 --out demo_output/codec_check.json
-	$(VENV)/bin/pccd generate --elements Ca Sn O --n 32 --seed 0 --out demo_output/Ca-Sn-O
+	rm -rf $(DEMO) && $(VENV)/bin/pccd launchpad init --embedded $(DEMO)
+	cd $(DEMO) && . ./env.sh && export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" && \
+	  lpad reset --password "$$(date +%Y-%m-%d)" && \
+	  pccd screen --chemsys Ca-Sn-O Mg-O --n 6 --seed 0 --launchpad my_launchpad.yaml && \
+	  rlaunch rapidfire && \
+	  lpad get_wflows && \
+	  pccd query --max-ehull 0.25
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -n 2 -q

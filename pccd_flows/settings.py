@@ -40,7 +40,7 @@ class PccdSettings(BaseSettings):
         description="JSON/YAML file of maggma store specs ({'candidates': {...}}, e.g. a MongoStore): production.",
     )
     reference_structures_file: Path | None = Field(
-        None, description="MP structures for engine reference energies; default: all of MP beside the repo, else data_file.")
+        None, description="MP structures for engine reference energies (default: data_file, the bundled <= 16-site set).")
     reference: str = Field("mp-structures", description="Default reference phases of the convex hull.")
     engine: str = Field("chgnet", description="Default energy engine.")
     checkpoint: Path = Field(

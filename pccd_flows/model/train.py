@@ -39,7 +39,7 @@ def learning_rate_factor(step: int, progress: float, settings: TrainingSettings,
         return warm
     progress = min(max(progress, 0.0), 1.0)
     floor = settings.final_lr_fraction
-    return warm * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * progress)))
+    return float(warm * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * progress))))
 
 
 def _batch(dataset: EncodedDataset, index: np.ndarray):
@@ -185,7 +185,7 @@ def train(
                     "train_loss": running_loss / max(1, window_samples / settings.batch_size),
                     "val_loss": validation_loss(ema, diffusion, dataset, val_index),
                     "samples_per_s": window_samples / max(elapsed, 1e-9),
-                    "lr": optimizer.param_groups[0]["lr"],
+                    "lr": float(optimizer.param_groups[0]["lr"]),
                     "trained_hours": trained_seconds / 3600,
                     "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 }

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 REFERENCES = ("mp-structures", "mp-formation", "mp-api")
 # reference cells larger than this are left to the formation-energy placement (relaxing them costs minutes each)
 REFERENCE_MAX_SITES = 40
-RELAXED_POLYMORPHS = 3
+RELAXED_POLYMORPHS = 2
 
 
 class ReferenceError(RuntimeError):
@@ -204,11 +204,9 @@ def mp_structure_references(elements: Sequence[str], engine: str, settings: Pccd
     Formulas MP knows only in cells over ``REFERENCE_MAX_SITES`` sites (or not in the structure file) still bound
     the hull, placed by their MP formation energy on the engine's elemental scale as in ``mp-formation``.
     """
-    from pccd_flows.evaluation.novelty import default_novelty_source
-
     settings = settings or get_settings()
     elements = normalise_chemsys(elements)
-    source = settings.reference_structures_file or default_novelty_source()
+    source = settings.reference_structures_file or settings.data_file
     polymorphs = _structures_in_chemsys(elements, source, REFERENCE_MAX_SITES)
     computed = lowest_engine_energies(polymorphs, engine, settings)
     placed = mp_formation_references(elements, engine, settings)

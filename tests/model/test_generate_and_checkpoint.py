@@ -110,3 +110,20 @@ def test_exported_checkpoint_generates_the_same_and_resumes(tiny_checkpoint, tmp
                                   sample_tensors(shipped, [CONDITIONS], 0, sampler))
     resumed = train(small_dataset, exported, resume=True, max_steps=2)
     assert resumed["step"] == payload["step"] + 2
+
+
+def test_annealed_run_decays_the_learning_rate_and_stays_loadable(tiny_checkpoint, tmp_path, small_dataset):
+    import shutil
+
+    from pccd_flows.model.train import TrainingSettings, learning_rate_factor, train
+
+    settings = TrainingSettings(warmup_steps=1, final_lr_fraction=0.05)
+    assert learning_rate_factor(10, 0.0, settings, anneal=True) == pytest.approx(1.0)
+    assert learning_rate_factor(10, 0.5, settings, anneal=True) == pytest.approx(0.525)
+    assert learning_rate_factor(10, 1.0, settings, anneal=True) == pytest.approx(0.05)
+    assert learning_rate_factor(10, 1.0, settings, anneal=False) == 1.0
+    path = tmp_path / "annealed.pt"
+    shutil.copy(tiny_checkpoint, path)
+    result = train(small_dataset, path, resume=True, max_steps=4, anneal_lr=True)
+    assert result["history"][-1]["lr"] < 0.5 * result["training_settings"]["learning_rate"]
+    load_checkpoint(path)  # safe (weights-only) loading: no numpy scalars in the history or optimiser state
