@@ -8,14 +8,16 @@ from datetime import datetime, timezone
 
 from typing import Annotated
 
+from monty.json import jsanitize
 from pydantic import BaseModel, BeforeValidator, Field
 from pymatgen.core import Structure
 
 from pccd_flows.model.generate import GeneratedCrystal, Provenance
 
 def _structure_as_dict(value):
-    """jobflow decodes stored MSON dicts into objects; documents keep plain dicts (MongoDB-friendly)."""
-    return value.as_dict() if hasattr(value, "as_dict") else value
+    """jobflow decodes stored MSON dicts into objects; documents keep plain dicts (MongoDB-friendly), without the
+    numpy scalars force fields leave in site properties (magnetic moments as float32)."""
+    return jsanitize(value.as_dict() if hasattr(value, "as_dict") else value)
 
 
 StructureDict = Annotated[dict | None, BeforeValidator(_structure_as_dict)]

@@ -26,7 +26,8 @@ def force_field_entry(structure: Structure, energy: float, engine: str, entry_id
     engine = check_engine(engine)
     if engine not in FORCE_FIELDS:
         raise EntryError(f"{engine} is not a force field")
-    return ComputedStructureEntry(structure, energy, parameters={"engine": engine, "mp_scale": "native"},
+    # float(): force fields return numpy float32, which documents and MongoDB cannot store
+    return ComputedStructureEntry(structure, float(energy), parameters={"engine": engine, "mp_scale": "native"},
                                   entry_id=entry_id)
 
 
@@ -53,7 +54,7 @@ def vasp_entry(structure: Structure, energy: float, run_type: str, hubbards: dic
         "potcar_symbols": list(potcar_symbols),
         "engine": "vasp",
     }
-    entry = ComputedStructureEntry(structure, energy, parameters=parameters, entry_id=entry_id)
+    entry = ComputedStructureEntry(structure, float(energy), parameters=parameters, entry_id=entry_id)
     try:
         corrected = MaterialsProject2020Compatibility(check_potcar=False).process_entry(entry, on_error="raise")
     except CompatibilityError as exc:

@@ -125,7 +125,7 @@ def lowest_engine_energies(polymorphs: dict[str, list[tuple[str, Structure]]], e
         outcomes = run_force_field([structure for _, structure in items], engine, settings_)
         rows = [{"key": key(mid), "material_id": mid, "engine": engine,
                  "formula": structure.composition.reduced_formula,
-                 "energy_per_atom": o.task_doc.output.energy / len(o.task_doc.output.structure)}
+                 "energy_per_atom": float(o.task_doc.output.energy) / len(o.task_doc.output.structure)}
                 for (mid, structure), o in zip(items, outcomes) if o.ok]
         if rows:
             with open_store(store) as cache:

@@ -17,10 +17,10 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def mg_o_environment(mg_o_settings, monkeypatch):
+def mg_o_environment(mg_o_settings, monkeypatch, tmp_path):
     for name, value in {"PCCD_DATA_FILE": mg_o_settings.data_file, "PCCD_CACHE_DIR": mg_o_settings.cache_dir,
                         "PCCD_REFERENCE_STRUCTURES_FILE": mg_o_settings.reference_structures_file,
-                        "PCCD_STORE_DIR": mg_o_settings.store_dir}.items():
+                        "PCCD_STORE_DIR": tmp_path / "store"}.items():
         monkeypatch.setenv(name, str(value))
     get_settings.cache_clear()
     yield get_settings()

@@ -12,22 +12,22 @@ from tests.factories import make_candidate
 
 
 def relaxed_candidates():
-    """Rock-salt MgO and a 15%-expanded copy, single points with CHGNet: one on the hull, one above it."""
+    """Rock-salt MgO and a 30%-expanded copy, single points with CHGNet: one on the hull, one above it."""
     ground, expanded = known_phase("MgO"), known_phase("MgO")
-    expanded.scale_lattice(expanded.volume * 1.15)
+    expanded.scale_lattice(expanded.volume * 1.3)
     outcomes = run_force_field([ground, expanded], "chgnet", RelaxSettings(relax=False))
     docs = []
     for index, outcome in enumerate(outcomes):
         doc = make_candidate(outcome.structure, index)
         doc.relaxation = RelaxationResult(engine="chgnet", structure=outcome.task_doc.output.structure.as_dict(),
-                                          energy_per_atom=outcome.task_doc.output.energy / len(outcome.structure))
+                                          energy_per_atom=float(outcome.task_doc.output.energy) / len(outcome.structure))
         docs.append(doc)
     unrelaxed = make_candidate(known_phase("MgO"), 7)  # not relaxed: nothing to judge
     return [*docs, unrelaxed]
 
 
-def test_hull_builder_judges_relaxed_candidates_once_per_reference(mg_o_settings):
-    candidates = CandidateStore(candidate_store(mg_o_settings))
+def test_hull_builder_judges_relaxed_candidates_once_per_reference(mg_o_settings, tmp_path):
+    candidates = CandidateStore(candidate_store(mg_o_settings.model_copy(update={"store_dir": tmp_path})))
     docs = relaxed_candidates()
     candidates.upsert(docs)
 
