@@ -50,3 +50,28 @@ def test_engines_are_checked():
     with pytest.raises(EngineError, match="HPC"):
         force_field_maker("vasp")
     assert force_field_maker("chgnet").force_field_name.endswith("CHGNet")
+
+
+def vasp_task_doc(structure, energy, run_type, hubbards, potcar_titles):
+    """An emmet TaskDoc as atomate2's VASP makers produce it, reduced to what the MP scale needs."""
+    from emmet.core.tasks import OutputDoc, TaskDoc
+    from emmet.core.vasp.calc_types import RunType
+    from emmet.core.vasp.calculation import Calculation, CalculationInput, CalculationOutput, PotcarSpec
+
+    calc = Calculation.model_construct(
+        run_type=RunType(run_type),
+        input=CalculationInput.model_construct(hubbards=hubbards, is_hubbard=bool(hubbards),
+                                               potcar_spec=[PotcarSpec(titel=t) for t in potcar_titles]),
+        output=CalculationOutput.model_construct(energy=energy, structure=structure))
+    return TaskDoc.model_construct(calcs_reversed=[calc],
+                                   output=OutputDoc.model_construct(structure=structure, energy=energy))
+
+
+def test_vasp_task_documents_are_corrected_from_their_own_inputs():
+    from pccd_flows.stability.entries import entry_from_task_doc
+
+    mgo = entry_from_task_doc(vasp_task_doc(MGO, -47.0, "GGA", {}, potcars(MGO)), "vasp")
+    assert mgo.correction == pytest.approx(-0.687 * MGO.composition["O"], abs=0.01)
+    licoo2 = entry_from_task_doc(vasp_task_doc(LICOO2, -80.0, "GGA+U", {"Co": 3.32, "Li": 0.0, "O": 0.0},
+                                               potcars(LICOO2)), "vasp")
+    assert licoo2.correction < mgo.correction  # oxide + Co U correction
