@@ -45,3 +45,18 @@ def test_screening_through_lpad_and_rlaunch(mg_o_settings, tmp_path):
         assert candidate["prefilter"]["passed"] is not None
         if candidate["prefilter"]["passed"] and not candidate["relaxation"]["error"]:
             assert candidate["stability"]["reference"] == "mp-formation"
+
+
+def test_embedded_rlaunch_refuses_while_another_holds_the_launchpad(tmp_path):
+    from filelock import FileLock
+
+    from pccd_flows.cli.launchpad import LOCK_NAME
+
+    config = tmp_path / "fw"
+    run([str(BIN / "pccd"), "launchpad", "init", "--embedded", str(config)], tmp_path, os.environ.copy())
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    with FileLock(str(config / LOCK_NAME)):
+        result = subprocess.run(["bash", "-c", "source env.sh && rlaunch singleshot"], cwd=config, env=env,
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 75
+    assert "another rlaunch/lpad is using the embedded LaunchPad" in result.stderr
