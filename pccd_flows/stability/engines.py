@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 
@@ -84,9 +85,11 @@ def run_force_field(structures: list[Structure], engine: str = "chgnet",
     def run(batch: list[Structure]) -> list:
         job = maker.make(batch)
         # force fields print banners on stdout, which must stay clean for --json output
-        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+        # atomate2 writes files (final_atoms_object.xyz...) into the working directory: keep them out of the user's
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr), \
+                tempfile.TemporaryDirectory(prefix="pccd-ff-") as scratch:
             warnings.simplefilter("ignore")
-            responses = run_locally(job, ensure_success=True, log=False)
+            responses = run_locally(job, ensure_success=True, log=False, root_dir=scratch, create_folders=True)
         return responses[job.uuid][1].output
 
     try:
