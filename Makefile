@@ -23,7 +23,7 @@ demo: $(STAMP)
 	rm -rf $(DEMO) && $(VENV)/bin/pccd launchpad init --embedded $(DEMO)
 	cd $(DEMO) && . ./env.sh && export PATH="$(CURDIR)/$(VENV)/bin:$$PATH" && \
 	  lpad reset --password "$$(date +%Y-%m-%d)" && \
-	  pccd screen --chemsys Ca-Sn-O Mg-O --n 6 --seed 0 --launchpad my_launchpad.yaml && \
+	  pccd screen --chemsys Ca-Sn-O Mg-O --n 4 --seed 0 --relax-steps 200 --launchpad my_launchpad.yaml && \
 	  rlaunch rapidfire && \
 	  lpad get_wflows && \
 	  pccd query --max-ehull 0.25

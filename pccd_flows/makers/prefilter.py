@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 from jobflow import Maker, job
@@ -79,7 +80,9 @@ class PrefilterMaker(Maker):
         previous = {d.candidate_id: d for d in stored if d.candidate_id in ids}
         candidates = [c.model_copy(update={k: getattr(previous[c.candidate_id], k) for k in later})
                       if c.candidate_id in previous else c for c in candidates]
-        judged = prefilter(candidates, known, known_structure_index() if self.check_novelty else None,
-                           self.require_novel)
+        with warnings.catch_warnings():  # pymatgen warns for every noble gas it meets in SMACT's tables
+            warnings.simplefilter("ignore")
+            judged = prefilter(candidates, known, known_structure_index() if self.check_novelty else None,
+                               self.require_novel)
         store.upsert(judged)
         return judged
