@@ -12,7 +12,7 @@ from pccd_flows.schemas.candidate import CandidateDoc, PrefilterResult
 
 
 def prefilter(candidates: list[CandidateDoc], known: list[CandidateDoc], novelty_index=None,
-              require_novel: bool = False) -> list[CandidateDoc]:
+              require_novel: bool = False, require_smact: bool = True) -> list[CandidateDoc]:
     """Judge each candidate; ``known`` are earlier candidates of the store (same chemical systems)."""
     from pccd_flows.evaluation.metrics import (_fits, compositional_validity, element_match, reduced_formula,
                                                structural_validity, structure_matcher)
@@ -41,6 +41,7 @@ def prefilter(candidates: list[CandidateDoc], known: list[CandidateDoc], novelty
         reasons = [reason for failed, reason in [
             (not result.structurally_valid, "atoms closer than 0.5 A or volume < 0.1 A^3"),
             (not result.element_match, "not exactly the requested elements"),
+            (require_smact and not result.compositionally_valid, "not charge-balanced (SMACT)"),
             (not result.unique, f"duplicate of {duplicate}"),
             (require_novel and result.novel is False, f"matches {result.matched_mp_id}"),
         ] if failed]
@@ -56,12 +57,14 @@ def prefilter(candidates: list[CandidateDoc], known: list[CandidateDoc], novelty
 class PrefilterMaker(Maker):
     """Validity, uniqueness against the batch and the candidate store, novelty against MP; upserts every candidate.
 
-    SMACT validity is recorded but does not reject (intermetallics fail it by design).
+    ``require_smact`` rejects compositions SMACT cannot charge-balance (right for oxides and other ionic systems;
+    switch it off to screen intermetallics, which fail it by design).
     """
 
     name: str = "prefilter candidates"
     check_novelty: bool = True
     require_novel: bool = False
+    require_smact: bool = True
     store: Store | None = None  # resolved when the flow is made (a worker's cwd is its launch directory)
 
     @job
@@ -83,6 +86,6 @@ class PrefilterMaker(Maker):
         with warnings.catch_warnings():  # pymatgen warns for every noble gas it meets in SMACT's tables
             warnings.simplefilter("ignore")
             judged = prefilter(candidates, known, known_structure_index() if self.check_novelty else None,
-                               self.require_novel)
+                               self.require_novel, self.require_smact)
         store.upsert(judged)
         return judged
