@@ -94,6 +94,18 @@ def mg_o_settings(tmp_path_factory):
 
 
 @pytest.fixture
+def mg_o_environment(mg_o_settings, monkeypatch, tmp_path):
+    """The Mg-O world through environment variables (what the CLI and jobflow jobs read), with a private store."""
+    for name, value in {"PCCD_DATA_FILE": mg_o_settings.data_file, "PCCD_CACHE_DIR": mg_o_settings.cache_dir,
+                        "PCCD_REFERENCE_STRUCTURES_FILE": mg_o_settings.reference_structures_file,
+                        "PCCD_STORE_DIR": tmp_path / "store"}.items():
+        monkeypatch.setenv(name, str(value))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def candidates(bundled_structures) -> list:
     """Twelve candidates over a few chemical systems with a spread of energies above hull."""
     structures = [s for _, s in bundled_structures if len(s.composition.elements) >= 2][:12]

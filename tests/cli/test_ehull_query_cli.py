@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
 from pccd_flows.cli import app
-from pccd_flows.settings import get_settings
 from pccd_flows.stores.candidates import CandidateStore
 from pccd_flows.stores.config import candidate_store
 from tests.factories import KNOWN_PHASES
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def mg_o_environment(mg_o_settings, monkeypatch, tmp_path):
-    for name, value in {"PCCD_DATA_FILE": mg_o_settings.data_file, "PCCD_CACHE_DIR": mg_o_settings.cache_dir,
-                        "PCCD_REFERENCE_STRUCTURES_FILE": mg_o_settings.reference_structures_file,
-                        "PCCD_STORE_DIR": tmp_path / "store"}.items():
-        monkeypatch.setenv(name, str(value))
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
 
 
 def test_ehull_json_on_a_cif(mg_o_environment):

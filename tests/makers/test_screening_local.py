@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 from jobflow import JobStore, run_locally
 from maggma.stores import MemoryStore
 
 from pccd_flows.makers import GenerateCandidatesMaker, PrefilterMaker, RelaxCandidatesMaker, ScreeningFlowMaker, StabilityMaker
-from pccd_flows.settings import get_settings
 from pccd_flows.stores.candidates import CandidateStore
-
-
-@pytest.fixture
-def screening_environment(mg_o_settings, monkeypatch, tmp_path):
-    for name, value in {"PCCD_DATA_FILE": mg_o_settings.data_file, "PCCD_CACHE_DIR": mg_o_settings.cache_dir,
-                        "PCCD_REFERENCE_STRUCTURES_FILE": mg_o_settings.reference_structures_file,
-                        "PCCD_STORE_DIR": tmp_path / "store"}.items():
-        monkeypatch.setenv(name, str(value))
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
 
 
 def screening_maker(checkpoint, n: int = 3) -> ScreeningFlowMaker:
@@ -34,9 +21,9 @@ def screening_maker(checkpoint, n: int = 3) -> ScreeningFlowMaker:
     )
 
 
-def test_screening_runs_locally_and_reruns_without_duplicates(screening_environment, tmp_path):
+def test_screening_runs_locally_and_reruns_without_duplicates(mg_o_environment, tmp_path):
     # the shipped checkpoint (the tiny test model's crystals would not pass the prefilter, so nothing would relax)
-    checkpoint = screening_environment.checkpoint
+    checkpoint = mg_o_environment.checkpoint
     run_locally(screening_maker(checkpoint, n=4).make(["Mg-O"]), store=JobStore(MemoryStore(), additional_stores={"data": MemoryStore()}), root_dir=tmp_path,
                 log=False)
     store = CandidateStore()
@@ -56,7 +43,7 @@ def test_screening_runs_locally_and_reruns_without_duplicates(screening_environm
     assert {d.candidate_id: d.stability for d in store.find({})} == before  # nothing lost or recomputed
 
 
-def test_a_failed_relaxation_fizzles_only_its_candidate(screening_environment, tmp_path):
+def test_a_failed_relaxation_fizzles_only_its_candidate(mg_o_environment, tmp_path):
     from pymatgen.core import Lattice, Structure
 
     from pccd_flows.schemas.candidate import PrefilterResult
