@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -85,6 +86,11 @@ def screen_command(
     from pccd_flows.stores.config import job_store
 
     stderr.print(f"screening {', '.join(systems)}: {n} candidates each, {engine}, reference {maker.stability.reference}")
-    run_flow(flow, store=job_store(), log=False)
+    with warnings.catch_warnings():  # jobflow's own deprecation warnings, once per job
+        warnings.simplefilter("ignore", FutureWarning)
+        run_flow(flow, store=job_store(), log=False)
     docs = CandidateStore().search(CandidateQuery(chemsys=systems))
-    stdout.print(f"{len(docs)} candidates judged; stable ones: `pccd query --chemsys {' '.join(systems)} --max-ehull 0.08`")
+    passed = sum(bool(d.prefilter.passed) for d in docs)
+    judged = sum(d.stability is not None for d in docs)
+    stdout.print(f"{len(docs)} candidates stored, {passed} passed the prefilter, {judged} judged; the stable ones: "
+                 f"`pccd query --chemsys {' '.join(systems)} --max-ehull 0.08`")
