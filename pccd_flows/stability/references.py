@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -269,8 +268,3 @@ def reference_set(name: str, elements: Sequence[str], engine: str, settings: Pcc
         return mp_api_references(elements, engine, settings)
     raise ReferenceError(f"unknown reference {name!r}: choose one of {', '.join(REFERENCES)}")
 
-
-def subsystems(elements: Sequence[str]) -> list[str]:
-    """All chemical systems inside ``elements`` (for reporting which phases bound the hull)."""
-    elements = sorted(elements)
-    return ["-".join(c) for r in range(1, len(elements) + 1) for c in itertools.combinations(elements, r)]
