@@ -20,9 +20,8 @@ class StabilityMaker(Maker):
     @job
     def make(self, candidates: list[CandidateDoc]):
         from pccd_flows.settings import get_settings
-        from pccd_flows.stability.hull import HullCalculator
+        from pccd_flows.stability.hull import HullCalculator, judge
         from pccd_flows.stability.references import reference_set
-        from pccd_flows.stores.builders import judge
         from pccd_flows.stores.candidates import CandidateStore
 
         candidates = [CandidateDoc.model_validate(c) if isinstance(c, dict) else c for c in candidates]

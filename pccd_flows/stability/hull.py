@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from pccd_flows.schemas.candidate import StabilityResult
+from pccd_flows.schemas.candidate import CandidateDoc, StabilityResult
 from pccd_flows.stability.references import ReferenceError, ReferenceSet
 
 
@@ -36,3 +38,21 @@ class HullCalculator:
             reference_fingerprint=self.references.fingerprint,
             engine=self.references.engine,
         )
+
+
+def candidate_entry(doc: CandidateDoc) -> ComputedEntry | None:
+    """The relaxed candidate as an entry on the MP scale (None if it was not relaxed)."""
+    relaxation = doc.relaxation
+    if relaxation is None or relaxation.energy_per_atom is None or not relaxation.structure:
+        return None
+    structure = doc.final_structure()
+    return ComputedEntry(structure.composition, relaxation.energy_per_atom * len(structure), entry_id=doc.candidate_id)
+
+
+def judge(docs: Iterable[CandidateDoc], calculator: HullCalculator) -> list[CandidateDoc]:
+    """Attach the energy above hull to every relaxed candidate; others are returned unchanged."""
+    judged = []
+    for doc in docs:
+        entry = candidate_entry(doc)
+        judged.append(doc.with_stability(calculator.stability(entry)) if entry is not None else doc)
+    return judged
