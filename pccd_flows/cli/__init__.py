@@ -11,6 +11,7 @@ from pccd_flows.cli.common import MULTI_VALUE
 from pccd_flows.cli.data import data_app
 from pccd_flows.cli.ehull import ehull_command
 from pccd_flows.cli.evaluate import bench_command, evaluate_app
+from pccd_flows.cli.followup import followup_command
 from pccd_flows.cli.generate import generate_command
 from pccd_flows.cli.launchpad import launchpad_app
 from pccd_flows.cli.model import model_app
@@ -39,5 +40,6 @@ app.command("generate", context_settings=MULTI_VALUE)(generate_command)
 app.command("bench")(bench_command)
 app.command("reconstruct")(reconstruct_command)
 app.command("ehull")(ehull_command)
+app.command("followup")(followup_command)
 app.command("query", context_settings=MULTI_VALUE)(query_command)
 app.command("screen", context_settings=MULTI_VALUE)(screen_command)

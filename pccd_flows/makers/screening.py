@@ -17,8 +17,9 @@ from pccd_flows.makers.stability import StabilityMaker
 class ScreeningFlowMaker(Maker):
     """generate -> prefilter -> relax (one job per candidate) -> E_hull -> store, for each chemical system.
 
-    ``follow_up``: a Maker whose ``make(candidates)`` runs on the judged candidates (band structures and phonons of
-    the ones under a threshold come in their own makers); ``None`` ends the flow at the store.
+    ``follow_up``: a Maker whose ``make(candidates)`` runs on the judged candidates, e.g.
+    :class:`~pccd_flows.makers.followup.FollowUpCandidatesMaker` (band structures and phonons of the ones under an
+    E_hull threshold); ``None`` ends the flow at the store.
     """
 
     name: str = "pccd screening"
@@ -36,6 +37,10 @@ class ScreeningFlowMaker(Maker):
         store = store if store is not None else candidate_store()
         prefilter, relax, stability = (maker if maker.store is not None else replace(maker, store=store)
                                        for maker in (self.prefilter, self.relax, self.stability))
+        follow_up = self.follow_up
+        inner = getattr(follow_up, "follow_up", None)  # FollowUpCandidatesMaker: its flows write to the same store
+        if inner is not None and getattr(inner, "store", False) is None:
+            follow_up = replace(follow_up, follow_up=replace(inner, store=store))
         jobs, outputs = [], {}
         for chemsys in chemical_systems:
             chemsys = "-".join(chemsys.replace(",", "-").split("-"))
@@ -49,7 +54,9 @@ class ScreeningFlowMaker(Maker):
             judged = stability.make(relaxed.output)
             judged.name = f"stability {chemsys}"
             jobs += [generated, filtered, relaxed, judged]
-            if self.follow_up is not None:
-                jobs.append(self.follow_up.make(judged.output))
+            if follow_up is not None:
+                followed = follow_up.make(judged.output)
+                followed.name = f"follow up {chemsys}"
+                jobs.append(followed)
             outputs[chemsys] = judged.output
         return Flow(jobs, output=outputs, name=self.name)

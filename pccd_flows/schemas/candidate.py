@@ -6,21 +6,13 @@ import hashlib
 import json
 from datetime import datetime, timezone
 
-from typing import Annotated
-
-from monty.json import jsanitize
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
 from pccd_flows.model.generate import GeneratedCrystal, Provenance
+from pccd_flows.schemas.followup import FollowUpResult
+from pccd_flows.schemas.structure import StructureDict
 
-def _structure_as_dict(value):
-    """jobflow decodes stored MSON dicts into objects; documents keep plain dicts (MongoDB-friendly), without the
-    numpy scalars force fields leave in site properties (magnetic moments as float32)."""
-    return jsanitize(value.as_dict() if hasattr(value, "as_dict") else value)
-
-
-StructureDict = Annotated[dict | None, BeforeValidator(_structure_as_dict)]
 
 # the paper's screening thresholds (0.25, 0.08 eV/atom) and MatterGen's (0.0)
 STABILITY_THRESHOLDS = (0.25, 0.08, 0.0)
@@ -94,8 +86,9 @@ class CandidateDoc(BaseModel):
     relaxation: RelaxationResult | None = None
     stability: StabilityResult | None = None
     e_above_hull: float | None = Field(None, description="Copy of stability.e_above_hull, for flat queries.")
-    band_gap: float | None = Field(None, description="Follow-up calculation (eV).")
-    phonon_stable: bool | None = Field(None, description="Follow-up calculation: no imaginary modes.")
+    follow_up: FollowUpResult | None = Field(None, description="DFT relaxation, band structure, phonons.")
+    band_gap: float | None = Field(None, description="Copy of follow_up.bands.band_gap (eV), for flat queries.")
+    phonon_stable: bool | None = Field(None, description="Copy of follow_up: no imaginary modes.")
     last_updated: datetime = Field(default_factory=_now)
 
     @classmethod
@@ -123,3 +116,10 @@ class CandidateDoc(BaseModel):
     def with_stability(self, stability: StabilityResult) -> CandidateDoc:
         return self.model_copy(update={"stability": stability, "e_above_hull": stability.e_above_hull,
                                        "last_updated": _now()})
+
+    def with_follow_up(self, follow_up: FollowUpResult) -> CandidateDoc:
+        return self.model_copy(update={
+            "follow_up": follow_up,
+            "band_gap": follow_up.bands.band_gap if follow_up.bands else self.band_gap,
+            "phonon_stable": (not follow_up.phonons.has_imaginary_modes) if follow_up.phonons else self.phonon_stable,
+            "last_updated": _now()})

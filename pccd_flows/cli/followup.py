@@ -1,0 +1,125 @@
+"""``pccd followup``: DFT relaxation, band structure and phonons of one candidate (or any CIF), like the paper's Fig. 4."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pccd_flows.cli.common import fail, stderr
+
+
+def _engine(value: str | None) -> str | None:
+    return None if value is None or value.lower() in ("none", "no", "") else value.lower()
+
+
+def followup_command(
+    candidate_id: Annotated[str | None, typer.Option("--candidate-id", help="A candidate in the store.")] = None,
+    cif: Annotated[Path | None, typer.Option("--cif", exists=True, dir_okay=False, help="Any structure file.")] = None,
+    dft: Annotated[str, typer.Option("--dft", help="gpaw (runs here), vasp (HPC: use --write-workflow) or none.")
+                   ] = "gpaw",
+    phonons: Annotated[str, typer.Option("--phonons", help="chgnet (default), sevennet, gpaw, vasp or none.")
+                       ] = "chgnet",
+    stability_check: Annotated[bool, typer.Option(
+        "--stability-check/--no-stability-check",
+        help="Recompute the decomposition products with GPAW at the same settings (store candidates only).")] = True,
+    ecut: Annotated[float, typer.Option("--ecut", min=100, help="GPAW plane-wave cutoff (eV).")] = 800.0,
+    kpoint_density: Annotated[float, typer.Option("--kpoint-density", min=0.5, help="GPAW k-points per 1/A.")] = 2.5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Write band structure and phonon PNGs here.")] = None,
+    write_workflow: Annotated[Path | None, typer.Option("--write-workflow", help="Write a FireWorks workflow file "
+                                                                                  "instead of running here.")] = None,
+) -> None:
+    """Relaxation, band structure and phonons; a store candidate's document is updated with the results."""
+    from pymatgen.core import Structure
+
+    from pccd_flows.followup.gpaw import GpawMissingError, GpawSettings, require_gpaw
+    from pccd_flows.followup.phonons import PHONON_ENGINES
+    from pccd_flows.makers.followup import DFT_ENGINES, FollowUpFlowMaker
+
+    if (candidate_id is None) == (cif is None):
+        fail("give exactly one of --candidate-id ID or --cif FILE")
+    dft, phonons = _engine(dft), _engine(phonons)
+    if dft not in (None, *DFT_ENGINES):
+        fail(f"unknown --dft {dft!r}: choose gpaw, vasp or none")
+    if phonons not in (None, *PHONON_ENGINES):
+        fail(f"unknown --phonons {phonons!r}: choose {', '.join(PHONON_ENGINES)} or none")
+    if dft is None and phonons is None:
+        fail("nothing to do: --dft none and --phonons none")
+    if "vasp" in (dft, phonons) and write_workflow is None:
+        fail("VASP does not run here: add --write-workflow wf.yaml and `lpad add` it on your HPC LaunchPad")
+    if "gpaw" in (dft, phonons):
+        try:
+            require_gpaw()
+        except GpawMissingError as exc:
+            fail(str(exc))
+
+    products, doc = None, None
+    if candidate_id is not None:
+        from pccd_flows.stores.candidates import CandidateStore
+
+        doc = CandidateStore().get(candidate_id)
+        if doc is None:
+            fail(f"no candidate {candidate_id} in the store (see `pccd query`)")
+        structure = doc.final_structure()
+        if structure is None:
+            fail(f"candidate {candidate_id} has no structure ({doc.decode_error or doc.prefilter.reject_reason})")
+        if stability_check and dft == "gpaw" and doc.stability is not None:
+            from pccd_flows.stability.products import decomposition_products
+            from pccd_flows.stability.references import ReferenceError
+
+            try:
+                products = decomposition_products(doc)
+            except ReferenceError as exc:
+                stderr.print(f"no DFT stability check: {exc}")
+    else:
+        try:
+            structure = Structure.from_file(cif)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file
+            fail(f"cannot read {cif}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
+    maker = FollowUpFlowMaker(dft=dft, phonons=phonons, category=None,
+                              gpaw_settings=GpawSettings(ecut=ecut, kpoint_density=kpoint_density))
+    flow = maker.make(structure, candidate_id, products)
+    if write_workflow is not None:
+        from jobflow.managers.fireworks import flow_to_workflow
+
+        workflow = flow_to_workflow(flow)
+        workflow.to_file(str(write_workflow))
+        stderr.print(f"wrote {write_workflow}: {len(workflow.fws)} fireworks; add it with `lpad add {write_workflow}`")
+        return
+    from jobflow import JobStore, run_locally
+    from maggma.stores import MemoryStore
+
+    formula = structure.composition.reduced_formula
+    stderr.print(f"follow-up of {formula}: {dft or 'no'} DFT, {phonons or 'no'} phonons")
+    store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
+    # force fields print banners on stdout, which must stay clean for --json
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+        warnings.simplefilter("ignore")
+        responses = run_locally(flow, store=store, log=False, create_folders=True,
+                                root_dir=_scratch(), ensure_success=False)
+    record = responses.get(flow.jobs[-1].uuid, {})
+    if not record:
+        fail("the follow-up did not finish (see the job folders under the scratch directory)")
+    result = record[1].output
+    summary = {"formula": formula, "candidate_id": candidate_id, **result.summary(), "errors": result.errors}
+    if plots is not None:
+        from pccd_flows.followup.plots import follow_up_plots
+
+        summary["plots"] = [str(p) for p in follow_up_plots(store, flow, plots, formula)]
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for key, value in summary.items():
+            stderr.print(f"{key}: {value}")
+
+
+def _scratch() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="pccd-followup-")
