@@ -67,3 +67,12 @@ def progress_bar(description: str, total: int | None):
     with Progress(*columns, console=stderr, transient=False) as progress:
         task = progress.add_task(description, total=total)
         yield lambda advance=1: progress.advance(task, advance)
+
+
+def write_workflow_file(workflow, path: Path) -> None:
+    """A FireWorks workflow file for `lpad add`; numpy scalars in input sets (VASP's EDIFF...) made plain first,
+    which FireWorks' own YAML writer refuses."""
+    from monty.json import jsanitize
+    from monty.serialization import dumpfn
+
+    dumpfn(jsanitize(workflow.to_dict(), strict=False, enum_values=True), str(path))

@@ -1,4 +1,4 @@
-"""``pccd followup``: DFT relaxation, band structure and phonons of one candidate (or any CIF), like the paper's Fig. 4."""
+"""``pccd followup``: DFT relaxation, band structure and phonons of one candidate or CIF (the paper's Fig. 4)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,34 @@ from typing import Annotated
 
 import typer
 
-from pccd_flows.cli.common import fail, stderr
+from pccd_flows.cli.common import fail, stderr, write_workflow_file
 
 
 def _engine(value: str | None) -> str | None:
     return None if value is None or value.lower() in ("none", "no", "") else value.lower()
+
+
+def checked_engines(dft: str | None, phonons: str | None, runs_here: bool) -> tuple[str | None, str | None]:
+    """The follow-up engines, or a one-line error for a name that does not exist or cannot run here."""
+    from pccd_flows.followup.gpaw import GpawMissingError, require_gpaw
+    from pccd_flows.followup.phonons import PHONON_ENGINES
+    from pccd_flows.makers.followup import DFT_ENGINES
+
+    dft, phonons = _engine(dft), _engine(phonons)
+    if dft not in (None, *DFT_ENGINES):
+        fail(f"unknown --dft {dft!r}: choose gpaw, vasp or none")
+    if phonons not in (None, *PHONON_ENGINES):
+        fail(f"unknown --phonons {phonons!r}: choose {', '.join(PHONON_ENGINES)} or none")
+    if dft is None and phonons is None:
+        fail("nothing to do: --dft none and --phonons none")
+    if "vasp" in (dft, phonons) and runs_here:
+        fail("VASP does not run here: add --write-workflow wf.yaml and `lpad add` it on your HPC LaunchPad")
+    if "gpaw" in (dft, phonons) and runs_here:
+        try:
+            require_gpaw()
+        except GpawMissingError as exc:
+            fail(str(exc))
+    return dft, phonons
 
 
 def followup_command(
@@ -38,26 +61,12 @@ def followup_command(
     """Relaxation, band structure and phonons; a store candidate's document is updated with the results."""
     from pymatgen.core import Structure
 
-    from pccd_flows.followup.gpaw import GpawMissingError, GpawSettings, require_gpaw
-    from pccd_flows.followup.phonons import PHONON_ENGINES
-    from pccd_flows.makers.followup import DFT_ENGINES, FollowUpFlowMaker
+    from pccd_flows.followup.gpaw import GpawSettings
+    from pccd_flows.makers.followup import FollowUpFlowMaker
 
     if (candidate_id is None) == (cif is None):
         fail("give exactly one of --candidate-id ID or --cif FILE")
-    dft, phonons = _engine(dft), _engine(phonons)
-    if dft not in (None, *DFT_ENGINES):
-        fail(f"unknown --dft {dft!r}: choose gpaw, vasp or none")
-    if phonons not in (None, *PHONON_ENGINES):
-        fail(f"unknown --phonons {phonons!r}: choose {', '.join(PHONON_ENGINES)} or none")
-    if dft is None and phonons is None:
-        fail("nothing to do: --dft none and --phonons none")
-    if "vasp" in (dft, phonons) and write_workflow is None:
-        fail("VASP does not run here: add --write-workflow wf.yaml and `lpad add` it on your HPC LaunchPad")
-    if "gpaw" in (dft, phonons):
-        try:
-            require_gpaw()
-        except GpawMissingError as exc:
-            fail(str(exc))
+    dft, phonons = checked_engines(dft, phonons, runs_here=write_workflow is None)
 
     products, doc = None, None
     if candidate_id is not None:
@@ -89,7 +98,7 @@ def followup_command(
         from jobflow.managers.fireworks import flow_to_workflow
 
         workflow = flow_to_workflow(flow)
-        workflow.to_file(str(write_workflow))
+        write_workflow_file(workflow, write_workflow)
         stderr.print(f"wrote {write_workflow}: {len(workflow.fws)} fireworks; add it with `lpad add {write_workflow}`")
         return
     from jobflow import JobStore, run_locally

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pccd_flows.cli.common import fail, stderr, stdout
+from pccd_flows.cli.common import fail, stderr, write_workflow_file, stdout
 
 
 def screen_command(
@@ -21,6 +21,12 @@ def screen_command(
     steps: Annotated[int, typer.Option("--steps", min=1, help="DDIM steps.")] = 50,
     relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="Force-field relaxation steps.")] = 500,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
+    follow_up_below: Annotated[float | None, typer.Option(
+        "--follow-up-below", help="Follow up (DFT relaxation, bands, phonons) every candidate at or under this "
+                                  "E_hull (eV/atom).")] = None,
+    dft: Annotated[str, typer.Option("--dft", help="Follow-up DFT: gpaw (runs here), vasp (HPC) or none.")] = "gpaw",
+    phonons: Annotated[str, typer.Option("--phonons", help="Follow-up phonons: chgnet, sevennet, gpaw, vasp, none.")
+                       ] = "chgnet",
     run_locally: Annotated[bool, typer.Option("--run-locally", help="Run here with jobflow.")] = False,
     launchpad: Annotated[Path | None, typer.Option("--launchpad", help="Add the workflow to this LaunchPad.")] = None,
     write_workflow: Annotated[Path | None, typer.Option("--write-workflow", help="Write a FireWorks workflow file "
@@ -44,7 +50,16 @@ def screen_command(
     if any(len(s.split("-")) > 3 for s in systems):
         fail("PCCD generates crystals of 1 to 3 elements")
     settings = get_settings()
+    follow_up = None
+    if follow_up_below is not None:
+        from pccd_flows.cli.followup import checked_engines
+        from pccd_flows.makers import FollowUpCandidatesMaker, FollowUpFlowMaker
+
+        dft_engine, phonon_engine = checked_engines(dft, phonons, runs_here=run_locally)
+        follow_up = FollowUpCandidatesMaker(follow_up=FollowUpFlowMaker(dft=dft_engine, phonons=phonon_engine),
+                                            max_e_above_hull=follow_up_below)
     maker = ScreeningFlowMaker(
+        follow_up=follow_up,
         generate=GenerateCandidatesMaker(checkpoint=str(checkpoint.resolve()) if checkpoint else None, n=n, seed=seed,
                                          steps=steps),
         relax=RelaxCandidatesMaker(engine=engine, steps=relax_steps),
@@ -59,7 +74,7 @@ def screen_command(
         # embedded stores travel inside the workflow; production workers use their own jobflow.yaml JOB_STORE
         workflow = flow_to_workflow(flow, store=None if settings.store_file else job_store())
         if write_workflow is not None:
-            workflow.to_file(str(write_workflow))
+            write_workflow_file(workflow, write_workflow)
             stdout.print(f"wrote {write_workflow}: {len(workflow.fws)} fireworks; add it with `lpad add {write_workflow}`")
             return
         from fireworks import LaunchPad

@@ -35,7 +35,8 @@ def require_gpaw():
     except ImportError as exc:
         raise GpawMissingError(
             "GPAW is not installed: `pip install 'pccd-flows[dft]'` (build deps on Debian: apt-get install "
-            "libxc-dev libopenblas-dev libfftw3-dev; with GPAW >= 26 set GPAW_CONFIG=.ci/gpaw_siteconfig.py)"
+            "libxc-dev libopenblas-dev libfftw3-dev; with GPAW >= 26 set GPAW_CONFIG to the repository's "
+            "gpaw-siteconfig.py), or `make install-dft`"
         ) from exc
 
 
@@ -93,6 +94,11 @@ class GpawRelaxMaker(AseRelaxMaker):
 
     def _get_calculator(self):
         return gpaw_calculator(**self.settings.calculator_kwargs(), **self.calculator_kwargs)
+
+    @job(data=["trajectory"])
+    def make(self, structure: Structure | list[Structure], prev_dir=None):
+        """atomate2's phonon flows call ``make(structure=...)``, as for the force-field makers."""
+        return AseRelaxMaker.make.original(self, structure, prev_dir=prev_dir)
 
     def run_ase(self, mol_or_struct, prev_dir=None):
         return super().run_ase(with_initial_magmoms(mol_or_struct), prev_dir=prev_dir)

@@ -132,7 +132,7 @@ def record_follow_up(candidate_id: str | None, outputs: dict, dft: str | None, p
         if outputs.get("relaxed") is None:
             result.errors.append(f"{dft} relaxation failed")
         else:
-            result.relaxed_structure = _structure(outputs["relaxed"])
+            result.relaxed_structure = _structure(outputs["relaxed"]).as_dict()
             result.energy_per_atom = outputs["energy"] / len(_structure(outputs["relaxed"]))
         result.bands = _band_gap(outputs.get("bands"), dft)
         if result.bands is None:

@@ -79,7 +79,7 @@ class PrefilterMaker(Maker):
         stored = list(store.find({"chemsys": {"$in": systems}}))
         known = [d for d in stored if d.candidate_id not in ids]
         # a re-run regenerates the same candidates: keep what later steps already learnt about them
-        later = ("relaxation", "stability", "e_above_hull", "band_gap", "phonon_stable")
+        later = ("relaxation", "stability", "e_above_hull", "follow_up", "band_gap", "phonon_stable")
         previous = {d.candidate_id: d for d in stored if d.candidate_id in ids}
         candidates = [c.model_copy(update={k: getattr(previous[c.candidate_id], k) for k in later})
                       if c.candidate_id in previous else c for c in candidates]
