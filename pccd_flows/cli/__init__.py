@@ -18,6 +18,7 @@ from pccd_flows.cli.model import model_app
 from pccd_flows.cli.query import query_command
 from pccd_flows.cli.reconstruct import reconstruct_command
 from pccd_flows.cli.screen import screen_command
+from pccd_flows.cli.study import report_app, study_app
 from pccd_flows.cli.train import train_command
 
 # pymatgen/spglib warn per structure (rounded CIF coordinates...); on 50k structures that buries real messages.
@@ -35,6 +36,8 @@ app.add_typer(codec_app, name="codec")
 app.add_typer(evaluate_app, name="evaluate")
 app.add_typer(model_app, name="model")
 app.add_typer(launchpad_app, name="launchpad")
+app.add_typer(study_app, name="study")
+app.add_typer(report_app, name="report")
 app.command("train")(train_command)
 app.command("generate", context_settings=MULTI_VALUE)(generate_command)
 app.command("bench")(bench_command)

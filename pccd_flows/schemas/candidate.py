@@ -82,6 +82,8 @@ class CandidateDoc(BaseModel):
     structure: StructureDict = Field(None, description="Generated structure (pymatgen dict).")
     provenance: Provenance
     decode_error: str | None = None
+    study: str | None = Field(None, description="The study run that generated it (e.g. paper-746), if any.")
+    study_batch: int | None = None
     prefilter: PrefilterResult = Field(default_factory=PrefilterResult)
     relaxation: RelaxationResult | None = None
     stability: StabilityResult | None = None

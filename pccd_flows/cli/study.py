@@ -1,0 +1,104 @@
+"""``pccd study paper-746`` and ``pccd report study``: the paper's screening study, run and reported."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pccd_flows.cli.common import fail, print_json, stderr
+
+study_app = typer.Typer(help="Screening studies, reproduced with one command.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports of finished (or partial) studies.", no_args_is_help=True)
+
+
+@study_app.command("paper-746")
+def paper_746_command(
+    target: Annotated[int, typer.Option("--target", min=1, help="Structures that pass the screening.")] = 746,
+    engine: Annotated[str, typer.Option("--engine", help="Force field: chgnet (default) or sevennet.")] = "chgnet",
+    reference: Annotated[str | None, typer.Option("--reference", help="mp-structures, mp-formation, mp-api.")
+                         ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    n_systems: Annotated[int, typer.Option("--n-systems", min=1, help="Chemical systems drawn from the pools.")
+                         ] = 36,
+    systems: Annotated[list[str] | None, typer.Option("--system", help="Explicit systems (repeat), e.g. Mg-O.")
+                       ] = None,
+    per_batch: Annotated[int, typer.Option("--per-batch", min=1)] = 16,
+    relax_steps: Annotated[int, typer.Option("--relax-steps", min=1)] = 500,
+    sampler_steps: Annotated[int, typer.Option("--steps", min=1, help="DDIM steps.")] = 50,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
+    name: Annotated[str, typer.Option("--name", help="The study's name in the store.")] = "paper-746",
+    run_locally: Annotated[bool, typer.Option("--run-locally", help="Run here (the only mode so far).")] = True,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted study of the same settings.")
+                      ] = False,
+) -> None:
+    """Generate oxides of alkaline-earth, rare-earth and transition metals, screen exactly --target of them,
+    relax them and judge them against the hull; everything goes to the candidate store."""
+    from pccd_flows.settings import get_settings
+    from pccd_flows.stability.engines import FORCE_FIELDS, EngineError, check_engine
+    from pccd_flows.study.paper746 import StudySpec, run_study
+    from pccd_flows.stores.candidates import CandidateStore
+
+    try:
+        engine = check_engine(engine)
+    except EngineError as exc:
+        fail(str(exc))
+    if engine not in FORCE_FIELDS:
+        fail("the study runs here with a force field; VASP studies go through `pccd screen --write-workflow`")
+    settings = get_settings()
+    spec = StudySpec(name=name, target=target, seed=seed, n_systems=n_systems, systems=systems or None,
+                     per_batch=per_batch, engine=engine, reference=reference or settings.reference,
+                     relax_steps=relax_steps, sampler_steps=sampler_steps,
+                     checkpoint=str(checkpoint.resolve()) if checkpoint else None)
+    stderr.print(f"study {name}: {target} structures over {len(spec.chemical_systems())} systems, {engine}, "
+                 f"reference {spec.reference}{' (resuming)' if resume else ''}")
+    try:
+        # force fields print banners on stdout; keep it for results
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+            warnings.simplefilter("ignore")
+            progress = run_study(spec, CandidateStore(), settings.store_dir, resume=resume, log=stderr.print)
+    except (ValueError, RuntimeError) as exc:
+        fail(str(exc))
+    stderr.print(f"done in {progress.wall_seconds:.0f} s: {progress.screened} screened, {progress.relaxed} relaxed, "
+                 f"{progress.judged} judged; `pccd report study --name {name}`")
+
+
+@report_app.command("study")
+def report_study_command(
+    name: Annotated[str, typer.Option("--name")] = "paper-746",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Write the E_hull distribution PNG here.")] = None,
+    stable_csv: Annotated[Path | None, typer.Option("--csv", help="Write the candidates <= 0.08 eV/atom here.")
+                          ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON summary to this file.")] = None,
+) -> None:
+    """The E_hull distribution, fractions under 0.25/0.08/0 eV/atom, S.U.N. counts, and the paper's numbers."""
+    from pccd_flows.settings import get_settings
+    from pccd_flows.study.paper746 import StudyProgress, StudySpec, progress_path, study_candidates
+    from pccd_flows.study.report import study_report, write_figures, write_stable_csv
+    from pccd_flows.stores.candidates import CandidateStore
+
+    docs = study_candidates(CandidateStore(), name)
+    if not docs:
+        fail(f"no candidates of study {name!r} in the store (run `pccd study paper-746` first)")
+    record = progress_path(StudySpec(name=name), get_settings().store_dir)
+    wall = StudyProgress.model_validate_json(record.read_text()).wall_seconds if record.is_file() else None
+    report = study_report(docs, name, wall)
+    if plots is not None:
+        write_figures(docs, report, plots)
+    if stable_csv is not None:
+        write_stable_csv(docs, stable_csv)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report.model_dump_json(indent=2))
+    if as_json:
+        print_json(report)
+    else:
+        for key, value in report.model_dump(exclude={"comparison"}).items():
+            stderr.print(f"{key}: {value}")
+        stderr.print(json.dumps(report.comparison, indent=1))

@@ -1,0 +1,238 @@
+"""The paper's screening study: PCCD oxides of alkaline-earth, rare-earth and transition metals, screened to a target
+number, relaxed, and judged against the convex hull. Everything lives in the candidate store, so an interrupted
+study resumes where it stopped.
+
+The element pools follow the paper's text ("rare-earth, alkaline-earth and transition-metal elements") and its
+examples (Ca2SnO4, Mg3CdO4, MgSc2O4): ternary A-B-O with A an alkaline earth and B a rare earth, a transition metal
+or Sn, and binary oxides of all of them.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from pccd_flows.schemas.candidate import CandidateDoc
+
+ALKALINE_EARTHS = ("Mg", "Ca", "Sr", "Ba")
+RARE_EARTHS = ("Sc", "Y", "La", "Ce", "Nd", "Sm", "Gd")
+TRANSITION_METALS = ("Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Zr", "Nb", "Mo", "Cd", "Hf", "Ta", "W")
+POST_TRANSITION = ("Sn",)  # the paper's Ca2SnO4
+CASE_STUDY_SYSTEMS = {"Ca2SnO4": "Ca-O-Sn", "Mg3CdO4": "Cd-Mg-O", "MgSc2O4": "Mg-O-Sc"}
+
+
+def chemsys(*elements: str) -> str:
+    return "-".join(sorted(elements))
+
+
+class StudySpec(BaseModel):
+    """What defines a study run; candidates carry its name, batches are seeded from (seed, batch index)."""
+
+    name: str = "paper-746"
+    target: int = Field(746, ge=1, description="Candidates that pass the initial screening, exactly.")
+    seed: int = 0
+    n_systems: int = Field(36, ge=1, description="Chemical systems (the case studies' first).")
+    systems: list[str] | None = Field(None, description="Explicit chemical systems instead of the drawn ones.")
+    per_batch: int = Field(16, ge=1, description="Structures generated per system and batch.")
+    max_batches: int = Field(2000, ge=1, description="Give up (clearly) if the screening passes too few.")
+    engine: str = "chgnet"
+    reference: str = "mp-structures"
+    relax_steps: int = 500
+    relax_chunk: int = Field(32, ge=1, description="Structures per force-field call (the model loads once).")
+    checkpoint: str | None = None
+    sampler_steps: int = 50
+
+    def chemical_systems(self) -> list[str]:
+        if self.systems:
+            return [chemsys(*s.replace(",", "-").split("-")) for s in self.systems]
+        ternary = [chemsys(a, b, "O") for a in ALKALINE_EARTHS for b in (*RARE_EARTHS, *TRANSITION_METALS,
+                                                                         *POST_TRANSITION)]
+        binary = [chemsys(m, "O") for m in (*ALKALINE_EARTHS, *RARE_EARTHS, *TRANSITION_METALS, *POST_TRANSITION)]
+        cases = list(CASE_STUDY_SYSTEMS.values())
+        rest = [s for s in ternary + binary if s not in cases]
+        rng = np.random.default_rng(self.seed)
+        # three ternaries for each binary, as the paper's study is mostly ternary oxides
+        n_rest = self.n_systems - len(cases)
+        n_binary = max(n_rest // 4, 0)
+        ternary_rest = [s for s in rest if s.count("-") == 2]
+        binary_rest = [s for s in rest if s.count("-") == 1]
+        chosen = list(rng.choice(ternary_rest, size=min(n_rest - n_binary, len(ternary_rest)), replace=False))
+        chosen += list(rng.choice(binary_rest, size=min(n_binary, len(binary_rest)), replace=False))
+        return (cases + sorted(str(s) for s in chosen))[: self.n_systems]
+
+
+class StudyProgress(BaseModel):
+    """The study's own record (next to the candidate store): phases done and wall time, summed over resumes."""
+
+    spec: StudySpec
+    batches_done: int = 0
+    screened: int = 0
+    relaxed: int = 0
+    judged: int = 0
+    wall_seconds: float = 0.0
+    finished: bool = False
+
+
+def progress_path(spec: StudySpec, store_dir: Path) -> Path:
+    return Path(store_dir) / "studies" / f"{spec.name}.json"
+
+
+def load_progress(spec: StudySpec, store_dir: Path, resume: bool) -> StudyProgress:
+    path = progress_path(spec, store_dir)
+    if resume and path.is_file():
+        previous = StudyProgress.model_validate_json(path.read_text())
+        if previous.spec.model_dump(exclude={"target"}) != spec.model_dump(exclude={"target"}):
+            raise ValueError(f"{path} holds a study with other settings; use another --name or drop --resume")
+        return previous.model_copy(update={"spec": spec, "finished": False})
+    return StudyProgress(spec=spec)
+
+
+def save_progress(progress: StudyProgress, store_dir: Path) -> None:
+    path = progress_path(progress.spec, store_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(progress.model_dump_json(indent=2))
+
+
+def run_study(spec: StudySpec, candidates, store_dir: Path, resume: bool = False,
+              log: Callable[[str], None] = print) -> StudyProgress:
+    """Screen to ``spec.target`` candidates, relax them, judge them; returns the progress record.
+
+    Resuming regenerates no finished batch (batches are counted in the progress record and their candidates are
+    in the store), relaxes only unrelaxed candidates, and judges only unjudged ones.
+    """
+    started = time.perf_counter()
+    progress = load_progress(spec, store_dir, resume)
+    if not resume and candidates.count({"study": spec.name}):
+        raise ValueError(f"the store already holds study {spec.name!r}: add --resume to continue it")
+
+    def checkpoint_progress(**update) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        update["wall_seconds"] = progress.wall_seconds + (now - started)
+        started = now
+        for key, value in update.items():
+            setattr(progress, key, value)
+        save_progress(progress, store_dir)
+
+    _screen(spec, candidates, progress, checkpoint_progress, log)
+    # system by system, so that an interrupted study has finished systems fully judged
+    for system in spec.chemical_systems():
+        _relax(spec, candidates, checkpoint_progress, log, system)
+        _judge(spec, candidates, checkpoint_progress, log, system)
+    checkpoint_progress(finished=True)
+    return progress
+
+
+def study_candidates(candidates, name: str, selected_only: bool = True, system: str | None = None
+                     ) -> list[CandidateDoc]:
+    criteria = {"study": name, **({"prefilter.passed": True} if selected_only else {}),
+                **({"chemsys": system} if system else {})}
+    return list(candidates.find(criteria))
+
+
+def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
+    from pccd_flows.evaluation.novelty import known_structure_index
+    from pccd_flows.makers.prefilter import prefilter
+    from pccd_flows.model.checkpoint import load_model
+    from pccd_flows.model.generate import GenerationConditions, SamplerSettings, generate
+    from pccd_flows.settings import get_settings
+
+    passed = candidates.count({"study": spec.name, "prefilter.passed": True})
+    if passed >= spec.target:
+        checkpoint_progress(screened=passed)
+        return
+    systems = spec.chemical_systems()
+    model, codec, payload = load_model(spec.checkpoint or get_settings().checkpoint)
+    novelty = known_structure_index()
+    sampler = SamplerSettings(steps=spec.sampler_steps)
+    batch = progress.batches_done
+    while passed < spec.target:
+        if batch >= spec.max_batches:
+            raise RuntimeError(f"{spec.max_batches} batches passed only {passed} of {spec.target} candidates")
+        system = systems[batch % len(systems)]
+        seed = spec.seed * 1_000_003 + batch
+        conditions = GenerationConditions(elements=tuple(system.split("-")))
+        docs = [CandidateDoc.from_generated(c).model_copy(update={"study": spec.name, "study_batch": batch})
+                for c in generate(model, codec, payload, conditions, spec.per_batch, seed, sampler)]
+        known = [d for d in candidates.find({"chemsys": system}) if d.candidate_id not in
+                 {doc.candidate_id for doc in docs}]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            judged = prefilter(docs, known, novelty)
+        room = spec.target - passed
+        kept = []
+        for doc in judged:  # exactly the target: candidates past it are kept, marked as over the target
+            if doc.prefilter.passed and room <= 0:
+                doc = doc.model_copy(update={"prefilter": doc.prefilter.model_copy(
+                    update={"passed": False, "reject_reason": "beyond the study's target"})})
+            elif doc.prefilter.passed:
+                room -= 1
+            kept.append(doc)
+        candidates.upsert(kept)
+        passed = spec.target - max(room, 0)
+        batch += 1
+        checkpoint_progress(batches_done=batch, screened=passed)
+        log(f"batch {batch} ({system}): {sum(d.prefilter.passed for d in kept)} of {len(kept)} passed; "
+            f"{passed}/{spec.target} screened")
+
+
+def _relax(spec, candidates, checkpoint_progress, log, system: str) -> None:
+    from pccd_flows.schemas.candidate import RelaxationResult
+    from pccd_flows.stability.engines import RelaxSettings, run_force_field
+    from pccd_flows.stability.entries import EntryError, entry_from_force_field_doc
+
+    selected = study_candidates(candidates, spec.name)
+    todo = [d for d in selected if d.chemsys == system and (d.relaxation is None or d.relaxation.engine != spec.engine)]
+    done = len([d for d in selected if d.relaxation is not None and d.relaxation.engine == spec.engine])
+    settings = RelaxSettings(steps=spec.relax_steps)
+    for start in range(0, len(todo), spec.relax_chunk):
+        chunk = todo[start:start + spec.relax_chunk]
+        outcomes = run_force_field([d.generated_structure() for d in chunk], spec.engine, settings)
+        updated = []
+        for doc, outcome in zip(chunk, outcomes, strict=True):
+            fields = {"engine": spec.engine}
+            if not outcome.ok:
+                fields["error"] = outcome.error
+            else:
+                try:
+                    entry = entry_from_force_field_doc(outcome.task_doc, spec.engine, entry_id=doc.candidate_id)
+                except EntryError as exc:
+                    fields["error"] = str(exc)
+                else:  # validated at construction: the structure becomes a plain dict (no numpy scalars)
+                    fields.update(structure=outcome.task_doc.output.structure,
+                                  energy_per_atom=entry.energy_per_atom,
+                                  uncorrected_energy_per_atom=entry.uncorrected_energy_per_atom,
+                                  converged=bool(getattr(outcome.task_doc, "is_force_converged", True)))
+            relaxation = RelaxationResult(**fields)
+            updated.append(doc.model_copy(update={"relaxation": relaxation}))
+        candidates.upsert(updated)
+        done += len(chunk)
+        checkpoint_progress(relaxed=done)
+        log(f"relaxed {done}/{len(selected)}")
+
+
+def _judge(spec, candidates, checkpoint_progress, log, system: str) -> None:
+    from pccd_flows.stability.hull import HullCalculator, judge
+    from pccd_flows.stability.references import ReferenceError, reference_set
+
+    selected = study_candidates(candidates, spec.name)
+    todo = [d for d in selected if d.chemsys == system and d.relaxation and d.relaxation.energy_per_atom is not None
+            and (d.stability is None or d.stability.reference != spec.reference)]
+    judged_count = len([d for d in selected if d.stability is not None and d.stability.reference == spec.reference])
+    if not todo:
+        return
+    try:
+        calculator = HullCalculator(reference_set(spec.reference, system.split("-"), spec.engine))
+    except ReferenceError as exc:
+        log(f"{system}: no hull ({exc}); its {len(todo)} candidates stay unjudged")
+        return
+    judged = judge(todo, calculator)
+    candidates.upsert(judged)
+    judged_count += sum(d.stability is not None for d in judged)
+    checkpoint_progress(judged=judged_count)
+    log(f"{system}: judged {len(judged)}; {judged_count}/{len(selected)}")

@@ -1,0 +1,115 @@
+"""The study's report: E_hull distribution (the paper's Fig. 3), fractions under the thresholds, S.U.N. counts, and
+the comparison with the paper and the baselines it quotes."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from pccd_flows.schemas.candidate import CandidateDoc
+
+SUN_THRESHOLD = 0.1  # eV/atom: "stable" in S.U.N. (stable, unique, novel), as MatterGen counts it
+
+# the paper's Fig. 3 / text: share of generated structures under 0.25 and 0.08 eV/atom (VASP PBE vs MP's hull)
+PAPER_RESULTS = [
+    {"method": "PCCD (paper, VASP PBE, 746 oxides)", "below_250meV": 0.6268, "below_80meV": 0.1635},
+    {"method": "PGCGM (as quoted by the paper)", "below_250meV": None, "below_80meV": 0.053},
+    {"method": "GAN, Kim et al. (as quoted)", "below_250meV": None, "below_80meV": 0.018},
+    {"method": "iMatGen VAE (as quoted)", "below_250meV": None, "below_80meV": 0.0036},
+]
+
+
+class StudyReport(BaseModel):
+    study: str
+    n_structures: int = Field(description="Candidates that passed the initial screening.")
+    n_judged: int = Field(description="Of those, relaxed and placed on the hull (fractions are over these).")
+    fraction_ehull_below_250meV: float | None
+    fraction_ehull_below_80meV: float | None
+    fraction_ehull_below_0meV: float | None
+    n_ehull_below_80meV: int
+    sun_count: int = Field(description="E_hull <= 0.1 eV/atom, unique, novel against MP.")
+    sun_fraction: float | None
+    novel_fraction: float | None
+    median_e_above_hull: float | None
+    engine: str | None
+    reference: str | None
+    wall_seconds: float | None
+    n_systems: int
+    comparison: list[dict] = Field(default_factory=list)
+
+
+def study_report(docs: list[CandidateDoc], study: str, wall_seconds: float | None = None) -> StudyReport:
+    judged = [d for d in docs if d.e_above_hull is not None]
+    e_hull = np.array([d.e_above_hull for d in judged])
+
+    def fraction(mask_count: int, total: int) -> float | None:
+        return round(mask_count / total, 4) if total else None
+
+    sun = [d for d in judged if d.e_above_hull <= SUN_THRESHOLD and d.prefilter.unique and d.prefilter.novel]
+    engines = sorted({d.stability.engine for d in judged})
+    references = sorted({d.stability.reference for d in judged})
+    report = StudyReport(
+        study=study, n_structures=len(docs), n_judged=len(judged),
+        fraction_ehull_below_250meV=fraction(int((e_hull <= 0.25).sum()), len(judged)),
+        fraction_ehull_below_80meV=fraction(int((e_hull <= 0.08).sum()), len(judged)),
+        fraction_ehull_below_0meV=fraction(int((e_hull <= 0.0).sum()), len(judged)),
+        n_ehull_below_80meV=int((e_hull <= 0.08).sum()),
+        sun_count=len(sun), sun_fraction=fraction(len(sun), len(judged)),
+        novel_fraction=fraction(sum(bool(d.prefilter.novel) for d in docs), len(docs)),
+        median_e_above_hull=round(float(np.median(e_hull)), 4) if len(judged) else None,
+        engine=",".join(engines) or None, reference=",".join(references) or None,
+        wall_seconds=round(wall_seconds, 1) if wall_seconds is not None else None,
+        n_systems=len({d.chemsys for d in docs}),
+    )
+    ours = {"method": f"pccd-flows ({report.engine}, {report.reference}, {report.n_judged} judged)",
+            "below_250meV": report.fraction_ehull_below_250meV, "below_80meV": report.fraction_ehull_below_80meV}
+    return report.model_copy(update={"comparison": [ours, *PAPER_RESULTS]})
+
+
+def write_figures(docs: list[CandidateDoc], report: StudyReport, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    e_hull = np.array([d.e_above_hull for d in docs if d.e_above_hull is not None])
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    if len(e_hull):
+        clipped = np.clip(e_hull, -0.2, 1.5)
+        ax.hist(clipped, bins=np.arange(-0.2, 1.55, 0.05), color="tab:blue", edgecolor="white")
+    for threshold, colour in ((0.25, "tab:orange"), (0.08, "tab:red"), (0.0, "black")):
+        ax.axvline(threshold, color=colour, linestyle="--", label=f"{threshold} eV/atom")
+    ax.set_xlabel("E above hull (eV/atom, clipped to [-0.2, 1.5])")
+    ax.set_ylabel("structures")
+    ax.set_title(f"{report.study}: {report.n_judged} structures, {report.engine} vs {report.reference}\n"
+                 f"<= 0.25: {_percent(report.fraction_ehull_below_250meV)}, "
+                 f"<= 0.08: {_percent(report.fraction_ehull_below_80meV)} (paper: 62.68%, 16.35%)")
+    ax.legend()
+    path = out_dir / "ehull_distribution.png"
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return [path]
+
+
+def write_stable_csv(docs: list[CandidateDoc], path: Path, threshold: float = 0.08) -> int:
+    rows = sorted((d for d in docs if d.e_above_hull is not None and d.e_above_hull <= threshold),
+                  key=lambda d: d.e_above_hull)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["candidate_id", "formula", "chemsys", "nsites", "e_above_hull", "decomposition", "novel",
+                         "matched_mp_id", "engine", "reference", "checkpoint_sha256", "seed", "index"])
+        for d in rows:
+            writer.writerow([d.candidate_id, d.formula, d.chemsys, d.nsites, round(d.e_above_hull, 4),
+                             " + ".join(f"{f} {x:.3f}" for f, x in d.stability.decomposition.items()),
+                             d.prefilter.novel, d.prefilter.matched_mp_id, d.stability.engine, d.stability.reference,
+                             d.provenance.checkpoint_sha256[:12], d.provenance.seed, d.provenance.index])
+    return len(rows)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"

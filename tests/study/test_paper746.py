@@ -1,0 +1,70 @@
+"""The study driver on the shipped checkpoint and a handful of Mg-O candidates: exactly the target screened,
+relaxed, judged; an interruption mid-relaxation resumes without redoing or duplicating; the report and figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from pccd_flows.cli import app
+from pccd_flows.stores.candidates import CandidateStore
+from pccd_flows.study.paper746 import StudySpec, load_progress, run_study, study_candidates
+
+SPEC = StudySpec(name="mini", target=3, systems=["Mg-O"], per_batch=4, relax_steps=40, relax_chunk=2,
+                 sampler_steps=10, reference="mp-structures")
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after_first_relax_chunk(message: str) -> None:
+    if message.startswith("relaxed 2/"):
+        raise Interrupted
+
+
+def test_study_resumes_after_an_interruption_without_redoing_or_duplicating(mg_o_environment, tmp_path):
+    store = CandidateStore()
+    with pytest.raises(Interrupted):
+        run_study(SPEC, store, mg_o_environment.store_dir, log=interrupt_after_first_relax_chunk)
+    before = {d.candidate_id: d for d in study_candidates(store, "mini")}
+    assert len(before) == 3  # exactly the target passed the screening
+    relaxed_before = {cid: d.relaxation for cid, d in before.items() if d.relaxation is not None}
+    assert len(relaxed_before) == 2 and not any(d.stability for d in before.values())
+    with pytest.raises(ValueError, match="--resume"):
+        run_study(SPEC, store, mg_o_environment.store_dir)  # a fresh run would mix two studies
+
+    progress = run_study(SPEC, store, mg_o_environment.store_dir, resume=True, log=lambda _: None)
+    after = {d.candidate_id: d for d in study_candidates(store, "mini")}
+    assert set(after) == set(before)  # no candidate regenerated or duplicated
+    for cid, relaxation in relaxed_before.items():  # finished relaxations were not redone
+        assert after[cid].relaxation == relaxation
+    assert all(d.e_above_hull is not None for d in after.values())
+    assert progress.finished and progress.screened == 3 and progress.judged == 3
+    assert load_progress(SPEC, mg_o_environment.store_dir, resume=True).batches_done == progress.batches_done
+
+    runner = CliRunner()
+    plots, table = tmp_path / "plots", tmp_path / "stable.csv"
+    result = runner.invoke(app, ["report", "study", "--name", "mini", "--json", "--plots", str(plots),
+                                 "--csv", str(table)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_structures"] == 3 and report["n_judged"] == 3
+    fractions = [report[k] for k in ("fraction_ehull_below_250meV", "fraction_ehull_below_80meV",
+                                     "fraction_ehull_below_0meV")]
+    assert fractions == sorted(fractions, reverse=True) and all(0 <= f <= 1 for f in fractions)
+    assert {"sun_fraction", "engine", "reference", "wall_seconds"} <= set(report)
+    assert report["engine"] == "chgnet" and report["reference"] == "mp-structures" and report["wall_seconds"] > 0
+    assert report["comparison"][1]["below_250meV"] == 0.6268
+    assert (plots / "ehull_distribution.png").stat().st_size > 10_000
+    rows = table.read_text().splitlines()
+    assert rows[0].startswith("candidate_id,formula") and len(rows) - 1 == report["n_ehull_below_80meV"]
+
+
+def test_paper_pools_put_the_case_studies_first_and_draw_the_rest_reproducibly():
+    systems = StudySpec().chemical_systems()
+    assert systems[:3] == ["Ca-O-Sn", "Cd-Mg-O", "Mg-O-Sc"] and len(systems) == 36 == len(set(systems))
+    assert all("O" in s.split("-") for s in systems)
+    assert systems == StudySpec().chemical_systems() != StudySpec(seed=1).chemical_systems()
