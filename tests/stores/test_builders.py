@@ -48,3 +48,10 @@ def test_hull_builder_judges_relaxed_candidates_once_per_reference(mg_o_settings
     assert run("mp-structures") == 2  # other reference phases: everything recomputed
     assert candidates.get(docs[0].candidate_id).stability.reference == "mp-structures"
     assert candidates.count() == 3
+    # the DFT stability check recomputes the decomposition products: the hull's own MP structure of each
+    from pccd_flows.stability.products import decomposition_products
+
+    expanded = candidates.get(docs[1].candidate_id)
+    assert expanded.stability.decomposition == {"MgO": 1.0}
+    ((fraction, structure),) = decomposition_products(expanded, mg_o_settings).values()
+    assert fraction == 1.0 and structure.matches(known_phase("MgO"))
