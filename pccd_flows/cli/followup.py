@@ -101,26 +101,11 @@ def followup_command(
         write_workflow_file(workflow, write_workflow)
         stderr.print(f"wrote {write_workflow}: {len(workflow.fws)} fireworks; add it with `lpad add {write_workflow}`")
         return
-    from jobflow import JobStore, run_locally
-    from maggma.stores import MemoryStore
-
-    formula = structure.composition.reduced_formula
-    stderr.print(f"follow-up of {formula}: {dft or 'no'} DFT, {phonons or 'no'} phonons")
-    store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
-    # force fields print banners on stdout, which must stay clean for --json
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
-        warnings.simplefilter("ignore")
-        responses = run_locally(flow, store=store, log=False, create_folders=True,
-                                root_dir=_scratch(), ensure_success=False)
-    record = responses.get(flow.jobs[-1].uuid, {})
-    if not record:
+    stderr.print(f"follow-up of {structure.composition.reduced_formula}: {dft or 'no'} DFT, "
+                 f"{phonons or 'no'} phonons")
+    summary = run_follow_up_here(flow, structure, candidate_id, plots)
+    if summary is None:
         fail("the follow-up did not finish (see the job folders under the scratch directory)")
-    result = record[1].output
-    summary = {"formula": formula, "candidate_id": candidate_id, **result.summary(), "errors": result.errors}
-    if plots is not None:
-        from pccd_flows.followup.plots import follow_up_plots
-
-        summary["plots"] = [str(p) for p in follow_up_plots(store, flow, plots, formula)]
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
@@ -128,7 +113,27 @@ def followup_command(
             stderr.print(f"{key}: {value}")
 
 
-def _scratch() -> str:
+def run_follow_up_here(flow, structure, candidate_id: str | None, plots: Path | None) -> dict | None:
+    """Run a follow-up flow locally (job folders in a scratch directory); its summary, with plots if asked."""
     import tempfile
 
-    return tempfile.mkdtemp(prefix="pccd-followup-")
+    from jobflow import JobStore, run_locally
+    from maggma.stores import MemoryStore
+
+    store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
+    # force fields print banners on stdout, which must stay clean for --json
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+        warnings.simplefilter("ignore")
+        responses = run_locally(flow, store=store, log=False, create_folders=True,
+                                root_dir=tempfile.mkdtemp(prefix="pccd-followup-"), ensure_success=False)
+    record = responses.get(flow.jobs[-1].uuid, {})
+    if not record:
+        return None
+    result = record[1].output
+    formula = structure.composition.reduced_formula
+    summary = {"formula": formula, "candidate_id": candidate_id, **result.summary(), "errors": result.errors}
+    if plots is not None:
+        from pccd_flows.followup.plots import follow_up_plots
+
+        summary["plots"] = [str(p) for p in follow_up_plots(store, flow, plots, formula)]
+    return summary

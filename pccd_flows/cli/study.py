@@ -68,6 +68,40 @@ def paper_746_command(
                  f"{progress.judged} judged; `pccd report study --name {name}`")
 
 
+@study_app.command("case-studies")
+def case_studies_command(
+    name: Annotated[str, typer.Option("--name", help="The study whose candidates are followed up.")] = "paper-746",
+    out: Annotated[Path, typer.Option("--out", help="JSON summaries and figures go here.")
+                   ] = Path("docs/study/case_studies"),
+    formulas: Annotated[list[str] | None, typer.Option("--formula", help="Default: Ca2SnO4 Mg3CdO4 MgSc2O4.")
+                        ] = None,
+    extra_samples: Annotated[int, typer.Option("--extra-samples", min=1, help="Crystals generated for a formula "
+                                                                              "the study lacks.")] = 64,
+    kpoint_density: Annotated[float, typer.Option("--kpoint-density", min=0.5)] = 2.5,
+) -> None:
+    """The paper's Fig. 4: GPAW relaxation and bands, CHGNet phonons, DFT E_hull of the best candidate of each."""
+    from pccd_flows.cli.followup import checked_engines
+    from pccd_flows.followup.gpaw import GpawSettings
+    from pccd_flows.makers.followup import FollowUpFlowMaker
+    from pccd_flows.settings import get_settings
+    from pccd_flows.study.case_studies import run_case_studies
+    from pccd_flows.study.paper746 import CASE_STUDY_SYSTEMS, StudySpec
+    from pccd_flows.stores.candidates import CandidateStore
+
+    unknown = [f for f in formulas or [] if f not in CASE_STUDY_SYSTEMS]
+    if unknown:
+        fail(f"not a case study: {', '.join(unknown)} (choose from {', '.join(CASE_STUDY_SYSTEMS)})")
+    checked_engines("gpaw", "chgnet", runs_here=True)
+    candidates = CandidateStore()
+    maker = FollowUpFlowMaker(category=None, store=candidates.store,
+                              gpaw_settings=GpawSettings(kpoint_density=kpoint_density))
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+        warnings.simplefilter("ignore")
+        rows = run_case_studies(candidates, StudySpec(name=name, reference=get_settings().reference), out, maker,
+                                extra_samples, formulas, log=stderr.print)
+    print(json.dumps(rows, indent=2))
+
+
 @report_app.command("study")
 def report_study_command(
     name: Annotated[str, typer.Option("--name")] = "paper-746",

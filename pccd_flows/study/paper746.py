@@ -181,35 +181,38 @@ def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
             f"{passed}/{spec.target} screened")
 
 
-def _relax(spec, candidates, checkpoint_progress, log, system: str) -> None:
+def relax_candidates(docs: list[CandidateDoc], engine: str, steps: int) -> list[CandidateDoc]:
+    """One force-field call for the whole list (the potential loads once); failures recorded per candidate."""
     from pccd_flows.schemas.candidate import RelaxationResult
     from pccd_flows.stability.engines import RelaxSettings, run_force_field
     from pccd_flows.stability.entries import EntryError, entry_from_force_field_doc
 
+    outcomes = run_force_field([d.generated_structure() for d in docs], engine, RelaxSettings(steps=steps))
+    updated = []
+    for doc, outcome in zip(docs, outcomes, strict=True):
+        fields = {"engine": engine}
+        if not outcome.ok:
+            fields["error"] = outcome.error
+        else:
+            try:
+                entry = entry_from_force_field_doc(outcome.task_doc, engine, entry_id=doc.candidate_id)
+            except EntryError as exc:
+                fields["error"] = str(exc)
+            else:  # validated at construction: the structure becomes a plain dict (no numpy scalars)
+                fields.update(structure=outcome.task_doc.output.structure, energy_per_atom=entry.energy_per_atom,
+                              uncorrected_energy_per_atom=entry.uncorrected_energy_per_atom,
+                              converged=bool(getattr(outcome.task_doc, "is_force_converged", True)))
+        updated.append(doc.model_copy(update={"relaxation": RelaxationResult(**fields)}))
+    return updated
+
+
+def _relax(spec, candidates, checkpoint_progress, log, system: str) -> None:
     selected = study_candidates(candidates, spec.name)
     todo = [d for d in selected if d.chemsys == system and (d.relaxation is None or d.relaxation.engine != spec.engine)]
     done = len([d for d in selected if d.relaxation is not None and d.relaxation.engine == spec.engine])
-    settings = RelaxSettings(steps=spec.relax_steps)
     for start in range(0, len(todo), spec.relax_chunk):
         chunk = todo[start:start + spec.relax_chunk]
-        outcomes = run_force_field([d.generated_structure() for d in chunk], spec.engine, settings)
-        updated = []
-        for doc, outcome in zip(chunk, outcomes, strict=True):
-            fields = {"engine": spec.engine}
-            if not outcome.ok:
-                fields["error"] = outcome.error
-            else:
-                try:
-                    entry = entry_from_force_field_doc(outcome.task_doc, spec.engine, entry_id=doc.candidate_id)
-                except EntryError as exc:
-                    fields["error"] = str(exc)
-                else:  # validated at construction: the structure becomes a plain dict (no numpy scalars)
-                    fields.update(structure=outcome.task_doc.output.structure,
-                                  energy_per_atom=entry.energy_per_atom,
-                                  uncorrected_energy_per_atom=entry.uncorrected_energy_per_atom,
-                                  converged=bool(getattr(outcome.task_doc, "is_force_converged", True)))
-            relaxation = RelaxationResult(**fields)
-            updated.append(doc.model_copy(update={"relaxation": relaxation}))
+        updated = relax_candidates(chunk, spec.engine, spec.relax_steps)
         candidates.upsert(updated)
         done += len(chunk)
         checkpoint_progress(relaxed=done)
