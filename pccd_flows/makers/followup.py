@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from jobflow import Flow, Maker, OnMissing, Response, job
 from maggma.core import Store
@@ -68,10 +68,9 @@ class FollowUpFlowMaker(Maker):
             relaxed = relax.output.structure
             outputs.update(relaxed=relaxed, energy=relax.output.output.energy, bands=bands.output["line"])
         if self.phonons is not None:
+            # the same code relaxed it already: phonons on that structure, without a second relaxation
             dft_relaxed = self.dft is not None and self.phonons == self.dft
-            settings = self.phonon_settings if not dft_relaxed else PhononSettings(
-                min_length=self.phonon_settings.min_length, displacement=self.phonon_settings.displacement,
-                tolerance_thz=self.phonon_settings.tolerance_thz, relax=False)
+            settings = replace(self.phonon_settings, relax=False) if dft_relaxed else self.phonon_settings
             phonon_flow = phonon_maker(self.phonons, settings, self.gpaw_settings).make(relaxed)
             phonon_flow.name = f"{self.phonons} phonons {structure.composition.reduced_formula}"
             jobs.append(phonon_flow)
