@@ -45,7 +45,7 @@ def summarize_phonons(doc, engine: str, tolerance_thz: float = IMAGINARY_TOLERAN
     lowest = min(float(path.min()), mesh_min)
     return PhononSummary(
         engine=engine,
-        has_imaginary_modes=has_imaginary_modes(np.array([lowest]), tolerance_thz),
+        has_imaginary_modes=lowest < -tolerance_thz,
         min_frequency_thz=lowest,
         min_frequency_away_from_gamma_thz=float(path[:, away].min()) if away.any() else None,
         tolerance_thz=tolerance_thz,

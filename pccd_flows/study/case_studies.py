@@ -4,12 +4,12 @@ composition, then the follow-up flow (GPAW relaxation and band structure, CHGNet
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 from pccd_flows.schemas.candidate import CandidateDoc
-from pccd_flows.study.paper746 import CASE_STUDY_SYSTEMS, StudySpec, relax_candidates
+from pccd_flows.study.paper746 import (CASE_STUDY_SYSTEMS, StudySpec, generate_and_prefilter, load_study_model,
+                                       relax_candidates)
 
 
 def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int, log: Callable[[str], None]
@@ -38,30 +38,17 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
 
 
 def _generate_more(candidates, spec: StudySpec, formula: str, extra_samples: int, log) -> list[CandidateDoc]:
-    from pccd_flows.evaluation.novelty import known_structure_index
-    from pccd_flows.makers.prefilter import prefilter
-    from pccd_flows.model.checkpoint import load_model
-    from pccd_flows.model.generate import GenerationConditions, SamplerSettings, generate
-    from pccd_flows.settings import get_settings
-
     system = CASE_STUDY_SYSTEMS[formula]
     log(f"{formula}: not in the study; generating {extra_samples} more {system} crystals")
-    model, codec, payload = load_model(spec.checkpoint or get_settings().checkpoint)
-    conditions = GenerationConditions(elements=tuple(system.split("-")))
-    docs = [CandidateDoc.from_generated(c).model_copy(update={"study": f"{spec.name}-case-studies"})
-            for c in generate(model, codec, payload, conditions, extra_samples, spec.seed + 7919,
-                              SamplerSettings(steps=spec.sampler_steps))]
-    known = list(candidates.find({"chemsys": system}))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        docs = prefilter(docs, known, known_structure_index())
+    docs = generate_and_prefilter(candidates, spec, load_study_model(spec), system, extra_samples, spec.seed + 7919,
+                                  {"study": f"{spec.name}-case-studies"})
     candidates.upsert(docs)
     return [d for d in docs if d.prefilter.passed and d.formula == formula]
 
 
 def run_case_studies(candidates, spec: StudySpec, out_dir: Path, follow_up_maker, extra_samples: int = 64,
                      formulas: list[str] | None = None, log: Callable[[str], None] = print) -> list[dict]:
-    from pccd_flows.cli.followup import run_follow_up_here
+    from pccd_flows.followup.local import run_follow_up_here
     from pccd_flows.stability.products import decomposition_products
     from pccd_flows.stability.references import ReferenceError
 

@@ -135,35 +135,46 @@ def study_candidates(candidates, name: str, selected_only: bool = True, system: 
     return list(candidates.find(criteria))
 
 
-def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
-    from pccd_flows.evaluation.novelty import known_structure_index
-    from pccd_flows.makers.prefilter import prefilter
+def load_study_model(spec: StudySpec):
     from pccd_flows.model.checkpoint import load_model
-    from pccd_flows.model.generate import GenerationConditions, SamplerSettings, generate
     from pccd_flows.settings import get_settings
 
+    return load_model(spec.checkpoint or get_settings().checkpoint)
+
+
+def generate_and_prefilter(candidates, spec: StudySpec, loaded_model, system: str, n: int, seed: int,
+                           tags: dict) -> list[CandidateDoc]:
+    """A seeded batch of one system from the study's checkpoint, judged by the prefilter against the store's
+    earlier candidates of that system (not yet stored: the caller decides what to keep)."""
+    from pccd_flows.evaluation.novelty import known_structure_index
+    from pccd_flows.makers.prefilter import prefilter
+    from pccd_flows.model.generate import GenerationConditions, SamplerSettings, generate
+
+    model, codec, payload = loaded_model
+    conditions = GenerationConditions(elements=tuple(system.split("-")))
+    docs = [CandidateDoc.from_generated(c).model_copy(update=tags)
+            for c in generate(model, codec, payload, conditions, n, seed, SamplerSettings(steps=spec.sampler_steps))]
+    ids = {doc.candidate_id for doc in docs}
+    known = [d for d in candidates.find({"chemsys": system}) if d.candidate_id not in ids]
+    with warnings.catch_warnings():  # pymatgen warns for every noble gas it meets in SMACT's tables
+        warnings.simplefilter("ignore")
+        return prefilter(docs, known, known_structure_index())
+
+
+def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
     passed = candidates.count({"study": spec.name, "prefilter.passed": True})
     if passed >= spec.target:
         checkpoint_progress(screened=passed)
         return
     systems = spec.chemical_systems()
-    model, codec, payload = load_model(spec.checkpoint or get_settings().checkpoint)
-    novelty = known_structure_index()
-    sampler = SamplerSettings(steps=spec.sampler_steps)
+    loaded_model = load_study_model(spec)
     batch = progress.batches_done
     while passed < spec.target:
         if batch >= spec.max_batches:
             raise RuntimeError(f"{spec.max_batches} batches passed only {passed} of {spec.target} candidates")
         system = systems[batch % len(systems)]
-        seed = spec.seed * 1_000_003 + batch
-        conditions = GenerationConditions(elements=tuple(system.split("-")))
-        docs = [CandidateDoc.from_generated(c).model_copy(update={"study": spec.name, "study_batch": batch})
-                for c in generate(model, codec, payload, conditions, spec.per_batch, seed, sampler)]
-        known = [d for d in candidates.find({"chemsys": system}) if d.candidate_id not in
-                 {doc.candidate_id for doc in docs}]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            judged = prefilter(docs, known, novelty)
+        judged = generate_and_prefilter(candidates, spec, loaded_model, system, spec.per_batch,
+                                        spec.seed * 1_000_003 + batch, {"study": spec.name, "study_batch": batch})
         room = spec.target - passed
         kept = []
         for doc in judged:  # exactly the target: candidates past it are kept, marked as over the target
