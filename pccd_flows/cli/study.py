@@ -29,7 +29,10 @@ def paper_746_command(
     systems: Annotated[list[str] | None, typer.Option("--system", help="Explicit systems (repeat), e.g. Mg-O.")
                        ] = None,
     per_batch: Annotated[int, typer.Option("--per-batch", min=1)] = 16,
-    relax_steps: Annotated[int, typer.Option("--relax-steps", min=1)] = 500,
+    relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="Relaxation step cap.")] = 300,
+    relax_fmax: Annotated[float, typer.Option("--relax-fmax", min=0.001, help="Force convergence, eV/A.")] = 0.1,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Relaxation processes (default: one per "
+                                                                          "core).")] = None,
     sampler_steps: Annotated[int, typer.Option("--steps", min=1, help="DDIM steps.")] = 50,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
     name: Annotated[str, typer.Option("--name", help="The study's name in the store.")] = "paper-746",
@@ -41,8 +44,8 @@ def paper_746_command(
     relax them and judge them against the hull; everything goes to the candidate store."""
     from pccd_flows.settings import get_settings
     from pccd_flows.stability.engines import FORCE_FIELDS, EngineError, check_engine
-    from pccd_flows.study.paper746 import StudySpec, run_study
     from pccd_flows.stores.candidates import CandidateStore
+    from pccd_flows.study.paper746 import StudySpec, run_study
 
     try:
         engine = check_engine(engine)
@@ -53,7 +56,8 @@ def paper_746_command(
     settings = get_settings()
     spec = StudySpec(name=name, target=target, seed=seed, n_systems=n_systems, systems=systems or None,
                      per_batch=per_batch, engine=engine, reference=reference or settings.reference,
-                     relax_steps=relax_steps, sampler_steps=sampler_steps,
+                     relax_steps=relax_steps, relax_fmax=relax_fmax, sampler_steps=sampler_steps,
+                     **({"relax_workers": workers} if workers else {}),
                      checkpoint=str(checkpoint.resolve()) if checkpoint else None)
     stderr.print(f"study {name}: {target} structures over {len(spec.chemical_systems())} systems, {engine}, "
                  f"reference {spec.reference}{' (resuming)' if resume else ''}")
@@ -84,9 +88,9 @@ def case_studies_command(
     from pccd_flows.followup.gpaw import GpawSettings
     from pccd_flows.makers.followup import FollowUpFlowMaker
     from pccd_flows.settings import get_settings
+    from pccd_flows.stores.candidates import CandidateStore
     from pccd_flows.study.case_studies import run_case_studies
     from pccd_flows.study.paper746 import CASE_STUDY_SYSTEMS, StudySpec
-    from pccd_flows.stores.candidates import CandidateStore
 
     unknown = [f for f in formulas or [] if f not in CASE_STUDY_SYSTEMS]
     if unknown:
@@ -113,9 +117,9 @@ def report_study_command(
 ) -> None:
     """The E_hull distribution, fractions under 0.25/0.08/0 eV/atom, S.U.N. counts, and the paper's numbers."""
     from pccd_flows.settings import get_settings
+    from pccd_flows.stores.candidates import CandidateStore
     from pccd_flows.study.paper746 import StudyProgress, StudySpec, progress_path, study_candidates
     from pccd_flows.study.report import study_report, write_figures, write_stable_csv
-    from pccd_flows.stores.candidates import CandidateStore
 
     docs = study_candidates(CandidateStore(), name)
     if not docs:

@@ -8,8 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pccd_flows.schemas.candidate import CandidateDoc
-from pccd_flows.study.paper746 import (CASE_STUDY_SYSTEMS, StudySpec, generate_and_prefilter, load_study_model,
-                                       relax_candidates)
+from pccd_flows.study.paper746 import (
+    CASE_STUDY_SYSTEMS,
+    StudySpec,
+    generate_and_prefilter,
+    load_study_model,
+    relax_candidates,
+)
 
 
 def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int, log: Callable[[str], None]
@@ -26,7 +31,7 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
         pool = _generate_more(candidates, spec, formula, extra_samples, log)
     unrelaxed = [d for d in pool if d.relaxation is None]
     pool = [d for d in pool if d.relaxation is not None] + (
-        relax_candidates(unrelaxed, spec.engine, spec.relax_steps) if unrelaxed else [])
+        relax_candidates(unrelaxed, spec.engine, spec.relax_steps, spec.relax_fmax) if unrelaxed else [])
     unjudged = [d for d in pool if d.e_above_hull is None and d.relaxation.energy_per_atom is not None]
     if unjudged:
         system = CASE_STUDY_SYSTEMS[formula]

@@ -9,9 +9,12 @@ or Sn, and binary oxides of all of them.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +45,11 @@ class StudySpec(BaseModel):
     max_batches: int = Field(2000, ge=1, description="Give up (clearly) if the screening passes too few.")
     engine: str = "chgnet"
     reference: str = "mp-structures"
-    relax_steps: int = 500
-    relax_chunk: int = Field(32, ge=1, description="Structures per force-field call (the model loads once).")
+    relax_steps: int = Field(300, ge=1, description="Relaxation step cap (FIRE, cell and positions).")
+    relax_fmax: float = Field(0.1, gt=0, description="Force convergence of the relaxations, eV/A.")
+    relax_chunk: int = Field(8, ge=1, description="Structures per force-field call (the model loads once).")
+    relax_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
+                               description="Relaxation processes, one torch thread each.")
     checkpoint: str | None = None
     sampler_steps: int = 50
 
@@ -82,12 +88,22 @@ def progress_path(spec: StudySpec, store_dir: Path) -> Path:
     return Path(store_dir) / "studies" / f"{spec.name}.json"
 
 
+# how the work is spread over processes: free to change between resumes
+EXECUTION_FIELDS = {"target", "relax_chunk", "relax_workers"}
+# how candidates are relaxed: free to change only while none has been relaxed
+RELAX_FIELDS = {"relax_steps", "relax_fmax"}
+
+
 def load_progress(spec: StudySpec, store_dir: Path, resume: bool) -> StudyProgress:
     path = progress_path(spec, store_dir)
     if resume and path.is_file():
         previous = StudyProgress.model_validate_json(path.read_text())
-        if previous.spec.model_dump(exclude={"target"}) != spec.model_dump(exclude={"target"}):
-            raise ValueError(f"{path} holds a study with other settings; use another --name or drop --resume")
+        free = EXECUTION_FIELDS | (RELAX_FIELDS if previous.relaxed == 0 else set())
+        changed = sorted(k for k, v in spec.model_dump(exclude=free).items()
+                         if previous.spec.model_dump(exclude=free).get(k) != v)
+        if changed:
+            raise ValueError(f"{path} holds a study with other settings ({', '.join(changed)}); "
+                             "use another --name or drop --resume")
         return previous.model_copy(update={"spec": spec, "finished": False})
     return StudyProgress(spec=spec)
 
@@ -120,10 +136,7 @@ def run_study(spec: StudySpec, candidates, store_dir: Path, resume: bool = False
         save_progress(progress, store_dir)
 
     _screen(spec, candidates, progress, checkpoint_progress, log)
-    # system by system, so that an interrupted study has finished systems fully judged
-    for system in spec.chemical_systems():
-        _relax(spec, candidates, checkpoint_progress, log, system)
-        _judge(spec, candidates, checkpoint_progress, log, system)
+    _relax_and_judge(spec, candidates, checkpoint_progress, log)
     checkpoint_progress(finished=True)
     return progress
 
@@ -192,13 +205,13 @@ def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
             f"{passed}/{spec.target} screened")
 
 
-def relax_candidates(docs: list[CandidateDoc], engine: str, steps: int) -> list[CandidateDoc]:
+def relax_candidates(docs: list[CandidateDoc], engine: str, steps: int, fmax: float) -> list[CandidateDoc]:
     """One force-field call for the whole list (the potential loads once); failures recorded per candidate."""
     from pccd_flows.schemas.candidate import RelaxationResult
     from pccd_flows.stability.engines import RelaxSettings, run_force_field
     from pccd_flows.stability.entries import EntryError, entry_from_force_field_doc
 
-    outcomes = run_force_field([d.generated_structure() for d in docs], engine, RelaxSettings(steps=steps))
+    outcomes = run_force_field([d.generated_structure() for d in docs], engine, RelaxSettings(steps=steps, fmax=fmax))
     updated = []
     for doc, outcome in zip(docs, outcomes, strict=True):
         fields = {"engine": engine}
@@ -217,17 +230,82 @@ def relax_candidates(docs: list[CandidateDoc], engine: str, steps: int) -> list[
     return updated
 
 
-def _relax(spec, candidates, checkpoint_progress, log, system: str) -> None:
+def _one_torch_thread() -> None:
+    """Worker initializer: on CPU, CHGNet's small graphs run as fast on one thread as on two (measured, docs/study),
+    so one process per core relaxes twice as many structures."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def warm_references(reference: str, system: str, engine: str) -> str | None:
+    """Compute (and cache in the reference store) a system's hull references; why not, if they cannot be made."""
+    from pccd_flows.stability.references import ReferenceError, reference_set
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            reference_set(reference, system.split("-"), engine)
+        except ReferenceError as exc:
+            return str(exc)
+    return None
+
+
+def _relax_and_judge(spec: StudySpec, candidates, checkpoint_progress, log) -> None:
+    """Relax every unrelaxed screened candidate in chunks spread over worker processes, and judge each system as
+    soon as its relaxations and references are in. Results are stored chunk by chunk, so an interruption loses at
+    most the chunks in flight."""
     selected = study_candidates(candidates, spec.name)
-    todo = [d for d in selected if d.chemsys == system and (d.relaxation is None or d.relaxation.engine != spec.engine)]
-    done = len([d for d in selected if d.relaxation is not None and d.relaxation.engine == spec.engine])
-    for start in range(0, len(todo), spec.relax_chunk):
-        chunk = todo[start:start + spec.relax_chunk]
-        updated = relax_candidates(chunk, spec.engine, spec.relax_steps)
-        candidates.upsert(updated)
-        done += len(chunk)
-        checkpoint_progress(relaxed=done)
-        log(f"relaxed {done}/{len(selected)}")
+    done = sum(d.relaxation is not None and d.relaxation.engine == spec.engine for d in selected)
+    tasks: list[tuple[str, str, tuple]] = []  # (system, kind, arguments)
+    for system in spec.chemical_systems():
+        of_system = [d for d in selected if d.chemsys == system]
+        todo = [d for d in of_system if d.relaxation is None or d.relaxation.engine != spec.engine]
+        unjudged = [d for d in of_system if d.relaxation is not None and d.relaxation.energy_per_atom is not None
+                    and (d.stability is None or d.stability.reference != spec.reference)]
+        if not todo and not unjudged:
+            continue
+        tasks.append((system, "references", (spec.reference, system, spec.engine)))
+        tasks += [(system, "relax", (todo[i:i + spec.relax_chunk], spec.engine, spec.relax_steps, spec.relax_fmax))
+                  for i in range(0, len(todo), spec.relax_chunk)]
+    if not tasks:
+        return
+    remaining = {system: sum(t[0] == system for t in tasks) for system, _, _ in tasks}
+    started, relaxed_now, total = time.perf_counter(), 0, len(selected)
+
+    def finished(system: str, kind: str, result) -> None:
+        nonlocal done, relaxed_now
+        if kind == "relax":
+            candidates.upsert(result)
+            done += len(result)
+            relaxed_now += len(result)
+            checkpoint_progress(relaxed=done)
+            rate = relaxed_now / (time.perf_counter() - started)
+            log(f"relaxed {done}/{total} ({system}; {rate * 3600:.0f}/h, about {(total - done) / rate / 60:.0f} min "
+                "left)")
+        elif result:
+            log(f"{system}: no hull references ({result})")
+        remaining[system] -= 1
+        if remaining[system] == 0:
+            _judge(spec, candidates, checkpoint_progress, log, system)
+
+    functions = {"references": warm_references, "relax": relax_candidates}
+    if spec.relax_workers == 1:
+        for system, kind, arguments in tasks:
+            finished(system, kind, functions[kind](*arguments))
+        return
+    # spawn, not fork: the parent may hold torch and sqlite state that must not be copied into workers
+    pool = ProcessPoolExecutor(spec.relax_workers, mp_context=get_context("spawn"), initializer=_one_torch_thread)
+    try:
+        pending: dict[Future, tuple[str, str]] = {pool.submit(functions[kind], *arguments): (system, kind)
+                                                  for system, kind, arguments in tasks}
+        while pending:
+            completed, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in completed:
+                system, kind = pending.pop(future)
+                finished(system, kind, future.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _judge(spec, candidates, checkpoint_progress, log, system: str) -> None:

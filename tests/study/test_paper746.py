@@ -12,7 +12,7 @@ from pccd_flows.cli import app
 from pccd_flows.stores.candidates import CandidateStore
 from pccd_flows.study.paper746 import StudySpec, load_progress, run_study, study_candidates
 
-SPEC = StudySpec(name="mini", target=3, systems=["Mg-O"], per_batch=4, relax_steps=40, relax_chunk=2,
+SPEC = StudySpec(name="mini", target=3, systems=["Mg-O"], per_batch=4, relax_steps=40, relax_chunk=2, relax_workers=2,
                  sampler_steps=10, reference="mp-structures")
 
 
@@ -21,7 +21,7 @@ class Interrupted(Exception):
 
 
 def interrupt_after_first_relax_chunk(message: str) -> None:
-    if message.startswith("relaxed 2/"):
+    if message.startswith("relaxed "):
         raise Interrupted
 
 
@@ -32,7 +32,8 @@ def test_study_resumes_after_an_interruption_without_redoing_or_duplicating(mg_o
     before = {d.candidate_id: d for d in study_candidates(store, "mini")}
     assert len(before) == 3  # exactly the target passed the screening
     relaxed_before = {cid: d.relaxation for cid, d in before.items() if d.relaxation is not None}
-    assert len(relaxed_before) == 2 and not any(d.stability for d in before.values())
+    # two worker processes: whichever chunk (of 2 or 1) finished first was stored, the other was dropped
+    assert 1 <= len(relaxed_before) <= 2 and not any(d.stability for d in before.values())
     with pytest.raises(ValueError, match="--resume"):
         run_study(SPEC, store, mg_o_environment.store_dir)  # a fresh run would mix two studies
 
