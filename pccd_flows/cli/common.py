@@ -76,3 +76,21 @@ def write_workflow_file(workflow, path: Path) -> None:
     from monty.serialization import dumpfn
 
     dumpfn(jsanitize(workflow.to_dict(), strict=False, enum_values=True), str(path))
+
+
+def add_to_launchpad(workflow, launchpad: Path) -> None:
+    """``lpad add`` from Python; the embedded (mongomock) LaunchPad takes one process at a time, so this holds the
+    same lock as env.sh's rlaunch. An unreachable MongoDB or a bad file is a one-line error."""
+    from filelock import FileLock, Timeout
+    from fireworks import LaunchPad
+
+    from pccd_flows.cli.launchpad import LOCK_NAME
+
+    lock = launchpad.resolve().parent / LOCK_NAME
+    try:
+        with FileLock(str(lock), timeout=600):
+            LaunchPad.from_file(str(launchpad)).add_wf(workflow)
+    except Timeout:
+        fail(f"another process holds {lock} (an rlaunch?); try again later")
+    except Exception as exc:  # noqa: BLE001 - unreachable MongoDB, bad file...
+        fail(f"cannot add the workflow to {launchpad}: {str(exc).splitlines()[0][:200]}")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pccd_flows.cli.common import fail, stderr, write_workflow_file, stdout
+from pccd_flows.cli.common import add_to_launchpad, fail, stderr, stdout, write_workflow_file
 
 
 def screen_command(
@@ -77,21 +77,7 @@ def screen_command(
             write_workflow_file(workflow, write_workflow)
             stdout.print(f"wrote {write_workflow}: {len(workflow.fws)} fireworks; add it with `lpad add {write_workflow}`")
             return
-        from fireworks import LaunchPad
-
-        from filelock import FileLock, Timeout
-
-        from pccd_flows.cli.launchpad import LOCK_NAME
-
-        try:
-            # the embedded (mongomock) LaunchPad takes one process at a time: the same lock as env.sh's rlaunch
-            with FileLock(str(launchpad.resolve().parent / LOCK_NAME), timeout=600):
-                pad = LaunchPad.from_file(str(launchpad))
-                pad.add_wf(workflow)
-        except Timeout:
-            fail(f"another process holds {launchpad.resolve().parent / LOCK_NAME} (an rlaunch?); try again later")
-        except Exception as exc:  # noqa: BLE001 - unreachable MongoDB, bad file...
-            fail(f"cannot add the workflow to {launchpad}: {str(exc).splitlines()[0][:200]}")
+        add_to_launchpad(workflow, launchpad)
         stdout.print(f"added {len(workflow.fws)} fireworks to {launchpad}; run them with `rlaunch rapidfire`")
         return
 

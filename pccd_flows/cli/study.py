@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pccd_flows.cli.common import fail, print_json, stderr
+from pccd_flows.cli.common import add_to_launchpad, fail, print_json, stderr, stdout
 
 study_app = typer.Typer(help="Screening studies, reproduced with one command.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports of finished (or partial) studies.", no_args_is_help=True)
@@ -36,7 +36,11 @@ def paper_746_command(
     sampler_steps: Annotated[int, typer.Option("--steps", min=1, help="DDIM steps.")] = 50,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
     name: Annotated[str, typer.Option("--name", help="The study's name in the store.")] = "paper-746",
-    run_locally: Annotated[bool, typer.Option("--run-locally", help="Run here (the only mode so far).")] = True,
+    run_locally: Annotated[bool, typer.Option("--run-locally", help="Relax here, over --workers processes "
+                                                                      "(the default).")] = False,
+    launchpad: Annotated[Path | None, typer.Option("--launchpad", help="Screen here, then add the relaxations and "
+                                                                       "hull placements to this LaunchPad for "
+                                                                       "`rlaunch`.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted study of the same settings.")
                       ] = False,
 ) -> None:
@@ -45,8 +49,10 @@ def paper_746_command(
     from pccd_flows.settings import get_settings
     from pccd_flows.stability.engines import FORCE_FIELDS, EngineError, check_engine
     from pccd_flows.stores.candidates import CandidateStore
-    from pccd_flows.study.paper746 import StudySpec, run_study
+    from pccd_flows.study.paper746 import StudySpec, run_study, submit_relaxations
 
+    if run_locally and launchpad is not None:
+        fail("choose one of --run-locally and --launchpad FILE")
     try:
         engine = check_engine(engine)
     except EngineError as exc:
@@ -65,9 +71,19 @@ def paper_746_command(
         # force fields print banners on stdout; keep it for results
         with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
             warnings.simplefilter("ignore")
-            progress = run_study(spec, CandidateStore(), settings.store_dir, resume=resume, log=stderr.print)
+            candidates = CandidateStore()
+            progress = run_study(spec, candidates, settings.store_dir, resume=resume, log=stderr.print,
+                                 relax_here=launchpad is None)
+            if launchpad is not None:
+                submitted = submit_relaxations(spec, candidates, progress, settings.store_dir,
+                                               lambda workflow: add_to_launchpad(workflow, launchpad))
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
+    if launchpad is not None:
+        stdout.print(f"{progress.screened} screened; {submitted} relaxations added to {launchpad} "
+                     f"({len(progress.submitted) - submitted} added before); run them with `rlaunch rapidfire`, then "
+                     f"`pccd report study --name {name}`")
+        return
     stderr.print(f"done in {progress.wall_seconds:.0f} s: {progress.screened} screened, {progress.relaxed} relaxed, "
                  f"{progress.judged} judged; `pccd report study --name {name}`")
 

@@ -82,6 +82,7 @@ class StudyProgress(BaseModel):
     judged: int = 0
     wall_seconds: float = 0.0
     finished: bool = False
+    submitted: list[str] = Field(default_factory=list, description="Candidates handed to a LaunchPad to relax.")
 
 
 def progress_path(spec: StudySpec, store_dir: Path) -> Path:
@@ -115,11 +116,12 @@ def save_progress(progress: StudyProgress, store_dir: Path) -> None:
 
 
 def run_study(spec: StudySpec, candidates, store_dir: Path, resume: bool = False,
-              log: Callable[[str], None] = print) -> StudyProgress:
+              log: Callable[[str], None] = print, relax_here: bool = True) -> StudyProgress:
     """Screen to ``spec.target`` candidates, relax them, judge them; returns the progress record.
 
     Resuming regenerates no finished batch (batches are counted in the progress record and their candidates are
-    in the store), relaxes only unrelaxed candidates, and judges only unjudged ones.
+    in the store), relaxes only unrelaxed candidates, and judges only unjudged ones. ``relax_here=False`` stops
+    after the screening (the relaxations then go to FireWorks workers through :func:`submit_relaxations`).
     """
     started = time.perf_counter()
     progress = load_progress(spec, store_dir, resume)
@@ -136,9 +138,58 @@ def run_study(spec: StudySpec, candidates, store_dir: Path, resume: bool = False
         save_progress(progress, store_dir)
 
     _screen(spec, candidates, progress, checkpoint_progress, log)
+    if not relax_here:
+        checkpoint_progress()
+        return progress
     _relax_and_judge(spec, candidates, checkpoint_progress, log)
     checkpoint_progress(finished=True)
     return progress
+
+
+def relaxations_flow(spec: StudySpec, candidates, skip: set[str] = frozenset()):
+    """The relaxations and hull placements still to do, as one jobflow Flow for FireWorks workers: per system, a
+    relaxation job per candidate (atomate2's makers, fanned out by ``RelaxCandidatesMaker``) and one stability job,
+    both writing to the study's candidate store; and the candidates it relaxes. ``None`` if nothing is left."""
+    from jobflow import Flow
+
+    from pccd_flows.makers.relax import RelaxCandidatesMaker
+    from pccd_flows.makers.stability import StabilityMaker
+
+    relax = RelaxCandidatesMaker(engine=spec.engine, steps=spec.relax_steps, fmax=spec.relax_fmax,
+                                 store=candidates.store)
+    stability = StabilityMaker(reference=spec.reference, engine=spec.engine, store=candidates.store)
+    jobs, ids = [], []
+    for system in spec.chemical_systems():
+        todo = [d for d in study_candidates(candidates, spec.name, system=system)
+                if d.candidate_id not in skip and (d.relaxation is None or d.relaxation.engine != spec.engine)]
+        if not todo:
+            continue
+        relaxed = relax.make(todo)
+        relaxed.name = f"{spec.name} relax {system}"
+        judged = stability.make(relaxed.output)
+        judged.name = f"{spec.name} stability {system}"
+        jobs += [relaxed, judged]
+        ids += [d.candidate_id for d in todo]
+    return (Flow(jobs, name=f"{spec.name} relaxations"), ids) if jobs else (None, [])
+
+
+def submit_relaxations(spec: StudySpec, candidates, progress: StudyProgress, store_dir: Path, add_workflow
+                       ) -> int:
+    """Hand the study's remaining relaxations to a LaunchPad (``add_workflow(workflow)``); candidates handed over
+    before are not handed over again (FireWorks' ``lpad rerun_fws`` reruns failed ones). Returns how many went."""
+    from jobflow.managers.fireworks import flow_to_workflow
+
+    from pccd_flows.settings import get_settings
+    from pccd_flows.stores.config import job_store
+
+    flow, ids = relaxations_flow(spec, candidates, skip=set(progress.submitted))
+    if flow is None:
+        return 0
+    # embedded stores travel inside the workflow; production workers use their own jobflow.yaml JOB_STORE
+    add_workflow(flow_to_workflow(flow, store=None if get_settings().store_file else job_store()))
+    progress.submitted = sorted({*progress.submitted, *ids})
+    save_progress(progress, store_dir)
+    return len(ids)
 
 
 def study_candidates(candidates, name: str, selected_only: bool = True, system: str | None = None

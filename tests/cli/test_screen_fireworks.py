@@ -47,6 +47,29 @@ def test_screening_through_lpad_and_rlaunch(mg_o_settings, tmp_path):
             assert candidate["stability"]["reference"] == "mp-formation"
 
 
+def test_study_screens_here_and_relaxes_through_rlaunch(mg_o_settings, tmp_path):
+    config = tmp_path / "fw"
+    run([str(BIN / "pccd"), "launchpad", "init", "--embedded", str(config)], tmp_path, os.environ.copy())
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
+           "PCCD_STORE_FILE": str(config / "stores.yaml"), "JOBFLOW_CONFIG_FILE": str(config / "jobflow.yaml"),
+           "FW_CONFIG_FILE": str(config / "FW_config.yaml"), "PCCD_DATA_FILE": str(mg_o_settings.data_file),
+           "PCCD_CACHE_DIR": str(mg_o_settings.cache_dir), "PCCD_STORE_DIR": str(tmp_path / "store"),
+           "PCCD_REFERENCE_STRUCTURES_FILE": str(mg_o_settings.reference_structures_file)}
+    run(["lpad", "reset", "--password", datetime.date.today().isoformat()], config, env)
+    study = ["pccd", "study", "paper-746", "--name", "mini", "--target", "2", "--system", "Mg-O", "--per-batch",
+             "4", "--steps", "10", "--relax-steps", "5", "--reference", "mp-formation",
+             "--launchpad", "my_launchpad.yaml"]
+    added = run(study, config, env).stdout
+    assert "2 relaxations added" in added, added
+    again = run([*study, "--resume"], config, env).stdout  # nothing handed over twice
+    assert "0 relaxations added" in again and "2 added before" in again, again
+    run(["rlaunch", "rapidfire"], config, env)
+    flows = yaml.safe_load(run(["lpad", "get_wflows", "-d", "more"], config, env).stdout)
+    assert set(flows["states"].values()) == {"COMPLETED"}, flows["states"]
+    report = json.loads(run(["pccd", "report", "study", "--name", "mini", "--json"], config, env).stdout)
+    assert report["n_structures"] == 2 and report["n_judged"] == 2, report
+
+
 def test_embedded_rlaunch_refuses_while_another_holds_the_launchpad(tmp_path):
     from filelock import FileLock
 
