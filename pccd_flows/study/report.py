@@ -30,6 +30,8 @@ class StudyReport(BaseModel):
     fraction_ehull_below_80meV: float | None
     fraction_ehull_below_0meV: float | None
     n_ehull_below_80meV: int
+    n_relaxations_converged: int = Field(description="Judged candidates whose relaxation reached its fmax; the others "
+                                                     "stopped at the step cap, their E_hull an upper bound.")
     sun_count: int = Field(description="E_hull <= 0.1 eV/atom, unique, novel against MP.")
     sun_fraction: float | None
     novel_fraction: float | None
@@ -39,6 +41,9 @@ class StudyReport(BaseModel):
     wall_seconds: float | None
     n_systems: int
     comparison: list[dict] = Field(default_factory=list)
+    by_initial_min_distance: list[dict] = Field(
+        default_factory=list, description="Judged candidates binned by their shortest interatomic distance as "
+                                          "generated: how many, converged, and their fractions under 0.25/0.08.")
 
 
 def study_report(docs: list[CandidateDoc], study: str, wall_seconds: float | None = None) -> StudyReport:
@@ -57,6 +62,7 @@ def study_report(docs: list[CandidateDoc], study: str, wall_seconds: float | Non
         fraction_ehull_below_80meV=fraction(int((e_hull <= 0.08).sum()), len(judged)),
         fraction_ehull_below_0meV=fraction(int((e_hull <= 0.0).sum()), len(judged)),
         n_ehull_below_80meV=int((e_hull <= 0.08).sum()),
+        n_relaxations_converged=sum(bool(d.relaxation.converged) for d in judged),
         sun_count=len(sun), sun_fraction=fraction(len(sun), len(judged)),
         novel_fraction=fraction(sum(bool(d.prefilter.novel) for d in docs), len(docs)),
         median_e_above_hull=round(float(np.median(e_hull)), 4) if len(judged) else None,
@@ -66,7 +72,31 @@ def study_report(docs: list[CandidateDoc], study: str, wall_seconds: float | Non
     )
     ours = {"method": f"pccd-flows ({report.engine}, {report.reference}, {report.n_judged} judged)",
             "below_250meV": report.fraction_ehull_below_250meV, "below_80meV": report.fraction_ehull_below_80meV}
-    return report.model_copy(update={"comparison": [ours, *PAPER_RESULTS]})
+    return report.model_copy(update={"comparison": [ours, *PAPER_RESULTS],
+                                     "by_initial_min_distance": _by_initial_min_distance(judged)})
+
+
+MIN_DISTANCE_BINS = (0.5, 1.0, 1.4, 1.7, None)  # A; the prefilter rejects anything under 0.5
+
+
+def _by_initial_min_distance(judged: list[CandidateDoc]) -> list[dict]:
+    """Where the generated geometry starts tells how the relaxation ends: atoms closer than ~1 A (a decoder that
+    split one atom in two) rarely relax to anything near the hull."""
+    shortest = np.array([_shortest_distance(d) for d in judged])
+    rows = []
+    for low, high in zip(MIN_DISTANCE_BINS, MIN_DISTANCE_BINS[1:]):
+        members = [d for d, x in zip(judged, shortest) if x >= low and (high is None or x < high)]
+        e_hull = np.array([d.e_above_hull for d in members])
+        rows.append({"min_distance_A": f"{low}-{high}" if high else f">={low}", "n": len(members),
+                     "n_converged": sum(bool(d.relaxation.converged) for d in members),
+                     "below_250meV": round(float((e_hull <= 0.25).mean()), 4) if members else None,
+                     "below_80meV": round(float((e_hull <= 0.08).mean()), 4) if members else None})
+    return rows
+
+
+def _shortest_distance(doc: CandidateDoc) -> float:
+    distances = doc.generated_structure().distance_matrix
+    return float(distances[~np.eye(len(distances), dtype=bool)].min()) if len(distances) > 1 else np.inf
 
 
 def write_figures(docs: list[CandidateDoc], report: StudyReport, out_dir: Path) -> list[Path]:

@@ -57,6 +57,8 @@ def test_study_resumes_after_an_interruption_without_redoing_or_duplicating(mg_o
                                      "fraction_ehull_below_0meV")]
     assert fractions == sorted(fractions, reverse=True) and all(0 <= f <= 1 for f in fractions)
     assert {"sun_fraction", "engine", "reference", "wall_seconds"} <= set(report)
+    assert 0 <= report["n_relaxations_converged"] <= report["n_judged"]
+    assert sum(row["n"] for row in report["by_initial_min_distance"]) == report["n_judged"]
     assert report["engine"] == "chgnet" and report["reference"] == "mp-structures" and report["wall_seconds"] > 0
     assert report["comparison"][1]["below_250meV"] == 0.6268
     assert (plots / "ehull_distribution.png").stat().st_size > 10_000
