@@ -4,6 +4,7 @@ the comparison with the paper and the baselines it quotes."""
 from __future__ import annotations
 
 import csv
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,7 @@ def _by_initial_min_distance(judged: list[CandidateDoc]) -> list[dict]:
     split one atom in two) rarely relax to anything near the hull."""
     shortest = np.array([_shortest_distance(d) for d in judged])
     rows = []
-    for low, high in zip(MIN_DISTANCE_BINS, MIN_DISTANCE_BINS[1:]):
+    for low, high in pairwise(MIN_DISTANCE_BINS):
         members = [d for d, x in zip(judged, shortest) if x >= low and (high is None or x < high)]
         e_hull = np.array([d.e_above_hull for d in members])
         rows.append({"min_distance_A": f"{low}-{high}" if high else f">={low}", "n": len(members),
