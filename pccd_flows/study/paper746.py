@@ -99,9 +99,10 @@ def load_progress(spec: StudySpec, store_dir: Path, resume: bool) -> StudyProgre
     path = progress_path(spec, store_dir)
     if resume and path.is_file():
         previous = StudyProgress.model_validate_json(path.read_text())
-        free = EXECUTION_FIELDS | (RELAX_FIELDS if previous.relaxed == 0 else set())
-        changed = sorted(k for k, v in spec.model_dump(exclude=free).items()
-                         if previous.spec.model_dump(exclude=free).get(k) != v)
+        nothing_relaxed = previous.relaxed == 0 and not previous.submitted
+        free = EXECUTION_FIELDS | (RELAX_FIELDS if nothing_relaxed else set())
+        before = previous.spec.model_dump(exclude=free)
+        changed = sorted(k for k, v in spec.model_dump(exclude=free).items() if before.get(k) != v)
         if changed:
             raise ValueError(f"{path} holds a study with other settings ({', '.join(changed)}); "
                              "use another --name or drop --resume")
