@@ -67,12 +67,9 @@ def screen_command(
     )
     flow = maker.make(systems)
     if write_workflow is not None or launchpad is not None:
-        from jobflow.managers.fireworks import flow_to_workflow
+        from pccd_flows.stores.config import fireworks_workflow
 
-        from pccd_flows.stores.config import job_store
-
-        # embedded stores travel inside the workflow; production workers use their own jobflow.yaml JOB_STORE
-        workflow = flow_to_workflow(flow, store=None if settings.store_file else job_store())
+        workflow = fireworks_workflow(flow, settings)
         if write_workflow is not None:
             write_workflow_file(workflow, write_workflow)
             stdout.print(f"wrote {write_workflow}: {len(workflow.fws)} fireworks; add it with `lpad add {write_workflow}`")

@@ -82,6 +82,15 @@ def job_store(settings: PccdSettings | None = None):
     return JobStore(docs, additional_stores={"data": data})
 
 
+def fireworks_workflow(flow, settings: PccdSettings | None = None):
+    """A jobflow Flow as a FireWorks Workflow. Embedded job stores travel inside the workflow (workers on this
+    machine reach the same files); with a store file, production workers use their own jobflow.yaml JOB_STORE."""
+    from jobflow.managers.fireworks import flow_to_workflow
+
+    settings = settings or get_settings()
+    return flow_to_workflow(flow, store=None if settings.store_file else job_store(settings))
+
+
 def _lock_for(store: Store):
     if isinstance(store, MontyStore) and store.database_path != ":memory:":
         return FileLock(str(Path(store.database_path) / f".{store.collection_name}.lock"))

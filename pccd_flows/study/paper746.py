@@ -178,16 +178,12 @@ def submit_relaxations(spec: StudySpec, candidates, progress: StudyProgress, sto
                        ) -> int:
     """Hand the study's remaining relaxations to a LaunchPad (``add_workflow(workflow)``); candidates handed over
     before are not handed over again (FireWorks' ``lpad rerun_fws`` reruns failed ones). Returns how many went."""
-    from jobflow.managers.fireworks import flow_to_workflow
-
-    from pccd_flows.settings import get_settings
-    from pccd_flows.stores.config import job_store
+    from pccd_flows.stores.config import fireworks_workflow
 
     flow, ids = relaxations_flow(spec, candidates, skip=set(progress.submitted))
     if flow is None:
         return 0
-    # embedded stores travel inside the workflow; production workers use their own jobflow.yaml JOB_STORE
-    add_workflow(flow_to_workflow(flow, store=None if get_settings().store_file else job_store()))
+    add_workflow(fireworks_workflow(flow))
     progress.submitted = sorted({*progress.submitted, *ids})
     save_progress(progress, store_dir)
     return len(ids)
