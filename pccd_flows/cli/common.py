@@ -10,7 +10,16 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import BaseModel
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS  # noqa: F401 - CLI defaults
 
 # Results go to stdout (so `--json` output can be piped), everything for the eye goes to stderr.
 stdout = Console()
@@ -21,6 +30,9 @@ DataOption = Annotated[
     typer.Option("--data", help="Data set: jsonl(.gz) like the bundled one, or MP-20-style CSV. Default: bundled MP data."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+SamplerStepsOption = Annotated[int, typer.Option("--steps", min=1, help="DDIM denoising steps.")]
+EtaOption = Annotated[float, typer.Option(
+    "--eta", min=0.0, help="DDIM noise: 1 adds the ancestral sampler's noise at each step (default), 0 is deterministic.")]
 LimitOption = Annotated[int | None, typer.Option("--limit", min=1, help="Use only the first N records.")]
 
 

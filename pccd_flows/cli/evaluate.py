@@ -8,7 +8,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pccd_flows.cli.common import DataOption, JsonOption, emit_report, print_json, progress_bar, stderr, stdout
+from pccd_flows.cli.common import (
+    DEFAULT_SAMPLER_ETA,
+    DEFAULT_SAMPLER_STEPS,
+    DataOption,
+    EtaOption,
+    JsonOption,
+    SamplerStepsOption,
+    emit_report,
+    print_json,
+    progress_bar,
+    stderr,
+    stdout,
+)
 from pccd_flows.cli.data import resolve_data
 from pccd_flows.cli.generate import CheckpointOption, load_checkpoint_or_fail
 
@@ -19,7 +31,8 @@ evaluate_app = typer.Typer(help="Measure generation quality.", no_args_is_help=T
 def generation(
     n: Annotated[int, typer.Option("--n", min=1, help="Crystals to generate.")] = 1000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    steps: Annotated[int, typer.Option("--steps", min=1)] = 50,
+    steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
+    eta: EtaOption = DEFAULT_SAMPLER_ETA,
     sampler: Annotated[str, typer.Option("--sampler")] = "ddim",
     guidance: Annotated[float, typer.Option("--guidance")] = 1.0,
     checkpoint: CheckpointOption = None,
@@ -37,7 +50,7 @@ def generation(
 
     model, codec, payload = load_checkpoint_or_fail(checkpoint)
     path = resolve_data(data)
-    settings = SamplerSettings(sampler=sampler, steps=steps, guidance=guidance)
+    settings = SamplerSettings(sampler=sampler, steps=steps, guidance=guidance, eta=eta)
     stderr.print("indexing known crystals for novelty...")
     novelty = NoveltyIndex(novelty_data) if novelty_data else NoveltyIndex()
     total = n * settings.network_evaluations(model.config.timesteps)

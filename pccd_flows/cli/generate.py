@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from pccd_flows.cli.common import fail, gather_values, progress_bar, stdout
+from pccd_flows.cli.common import (
+    DEFAULT_SAMPLER_ETA,
+    DEFAULT_SAMPLER_STEPS,
+    EtaOption,
+    SamplerStepsOption,
+    fail,
+    gather_values,
+    progress_bar,
+    stdout,
+)
 from pccd_flows.model.conditions import BandGapClass, MagneticClass
 
 CheckpointOption = Annotated[
@@ -36,7 +45,8 @@ def generate_command(
     band_gap_class: Annotated[BandGapClass, typer.Option("--band-gap-class")] = BandGapClass.unknown,
     magnetic: Annotated[MagneticClass, typer.Option("--magnetic")] = MagneticClass.unknown,
     sampler: Annotated[str, typer.Option("--sampler", help="ddim (fast) or ddpm (the paper's 1000 steps).")] = "ddim",
-    steps: Annotated[int, typer.Option("--steps", min=1, help="DDIM steps.")] = 50,
+    steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
+    eta: EtaOption = DEFAULT_SAMPLER_ETA,
     guidance: Annotated[float, typer.Option("--guidance", help="Classifier-free guidance scale (1 = none).")] = 1.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     checkpoint: CheckpointOption = None,
@@ -48,7 +58,7 @@ def generate_command(
     try:
         conditions = GenerationConditions(elements=tuple(gather_values(elements, ctx)), band_gap_class=band_gap_class,
                                           magnetic_class=magnetic)
-        sampler_settings = SamplerSettings(sampler=sampler, steps=steps, guidance=guidance)
+        sampler_settings = SamplerSettings(sampler=sampler, steps=steps, guidance=guidance, eta=eta)
     except ValidationError as exc:
         fail(exc.errors()[0]["msg"].removeprefix("Value error, "))
     model, codec, payload = load_checkpoint_or_fail(checkpoint)

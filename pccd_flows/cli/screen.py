@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from pccd_flows.cli.common import add_to_launchpad, fail, stderr, stdout, write_workflow_file
+from pccd_flows.cli.common import (
+    DEFAULT_SAMPLER_ETA,
+    DEFAULT_SAMPLER_STEPS,
+    EtaOption,
+    SamplerStepsOption,
+    add_to_launchpad,
+    fail,
+    stderr,
+    stdout,
+    write_workflow_file,
+)
 
 
 def screen_command(
@@ -18,7 +28,8 @@ def screen_command(
     engine: Annotated[str, typer.Option("--engine", help="chgnet (default), sevennet, or vasp (HPC).")] = "chgnet",
     reference: Annotated[str | None, typer.Option("--reference", help="mp-structures, mp-formation, mp-api.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="DDIM steps.")] = 50,
+    steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
+    eta: EtaOption = DEFAULT_SAMPLER_ETA,
     relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="Force-field relaxation steps.")] = 500,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
     follow_up_below: Annotated[float | None, typer.Option(
@@ -33,8 +44,12 @@ def screen_command(
                                                                                   "for `lpad add`.")] = None,
 ) -> None:
     """Generate, prefilter, relax and judge candidates of each chemical system; results go to the candidate store."""
-    from pccd_flows.makers import (GenerateCandidatesMaker, RelaxCandidatesMaker, ScreeningFlowMaker,
-                                   StabilityMaker)
+    from pccd_flows.makers import (
+        GenerateCandidatesMaker,
+        RelaxCandidatesMaker,
+        ScreeningFlowMaker,
+        StabilityMaker,
+    )
     from pccd_flows.settings import get_settings
     from pccd_flows.stability.engines import EngineError, check_engine
     from pccd_flows.stability.references import ReferenceError, normalise_chemsys
@@ -61,7 +76,7 @@ def screen_command(
     maker = ScreeningFlowMaker(
         follow_up=follow_up,
         generate=GenerateCandidatesMaker(checkpoint=str(checkpoint.resolve()) if checkpoint else None, n=n, seed=seed,
-                                         steps=steps),
+                                         steps=steps, eta=eta),
         relax=RelaxCandidatesMaker(engine=engine, steps=relax_steps),
         stability=StabilityMaker(reference=reference or settings.reference, engine=engine),
     )

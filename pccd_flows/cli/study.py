@@ -11,7 +11,17 @@ from typing import Annotated
 
 import typer
 
-from pccd_flows.cli.common import add_to_launchpad, fail, print_json, stderr, stdout
+from pccd_flows.cli.common import (
+    DEFAULT_SAMPLER_ETA,
+    DEFAULT_SAMPLER_STEPS,
+    EtaOption,
+    SamplerStepsOption,
+    add_to_launchpad,
+    fail,
+    print_json,
+    stderr,
+    stdout,
+)
 
 study_app = typer.Typer(help="Screening studies, reproduced with one command.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports of finished (or partial) studies.", no_args_is_help=True)
@@ -33,7 +43,14 @@ def paper_746_command(
     relax_fmax: Annotated[float, typer.Option("--relax-fmax", min=0.001, help="Force convergence, eV/A.")] = 0.1,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Relaxation processes (default: one per "
                                                                           "core).")] = None,
-    sampler_steps: Annotated[int, typer.Option("--steps", min=1, help="DDIM steps.")] = 50,
+    sampler_steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
+    sampler_eta: EtaOption = DEFAULT_SAMPLER_ETA,
+    min_covalent_ratio: Annotated[float, typer.Option(
+        "--min-covalent-ratio", min=0.0, help="Screening: reject atoms closer than this fraction of the sum of "
+        "their covalent radii (0 keeps only the 0.5 A validity test).")] = 0.6,
+    icsd_oxidation_states: Annotated[bool, typer.Option(
+        "--icsd-oxidation-states/--smact-only", help="Screening: also require a charge balance with oxidation "
+        "states seen in the ICSD.")] = True,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
     name: Annotated[str, typer.Option("--name", help="The study's name in the store.")] = "paper-746",
     run_locally: Annotated[bool, typer.Option("--run-locally", help="Relax here, over --workers processes "
@@ -62,7 +79,8 @@ def paper_746_command(
     settings = get_settings()
     spec = StudySpec(name=name, target=target, seed=seed, n_systems=n_systems, systems=systems or None,
                      per_batch=per_batch, engine=engine, reference=reference or settings.reference,
-                     relax_steps=relax_steps, relax_fmax=relax_fmax, sampler_steps=sampler_steps,
+                     relax_steps=relax_steps, relax_fmax=relax_fmax, sampler_steps=sampler_steps, sampler_eta=sampler_eta,
+                     min_covalent_ratio=min_covalent_ratio or None, require_icsd_oxidation_states=icsd_oxidation_states,
                      **({"relax_workers": workers} if workers else {}),
                      checkpoint=str(checkpoint.resolve()) if checkpoint else None)
     stderr.print(f"study {name}: {target} structures over {len(spec.chemical_systems())} systems, {engine}, "

@@ -6,13 +6,15 @@ whatever the cell. Each element slot is clustered on its own; DBSCAN's noise lab
 
 How many atoms a cluster holds follows from the codec's even repetition: each of N atoms owns about
 ``n_points / N`` points, so a cluster of twice that size is two atoms that came too close (split with KMeans), and
-a handful of stray points is noise, not an atom.
+a handful of stray points is noise, not an atom. Two atoms of one element left closer than any two such atoms
+in a real crystal (a fraction of their covalent radii, ``merge_same_element_below``) are merged into one.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from pymatgen.core import Lattice, Structure
+from pymatgen.analysis.molecule_structure_comparator import CovalentRadius
+from pymatgen.core import Element, Lattice, Structure
 from sklearn.cluster import DBSCAN, KMeans
 
 from pccd_flows.codec.encode import DEFAULT_CODEC
@@ -70,6 +72,47 @@ def _atoms_per_cluster(sizes: np.ndarray, element_of: np.ndarray, max_sites: int
         best = np.zeros(len(sizes), dtype=int)
         best[np.argsort(-sizes)[:max_sites]] = 1
     return best
+
+
+def covalent_radius(element) -> float:
+    """Cordero et al.'s (2008) covalent radius in A, as pymatgen tabulates it; the atomic radius for elements
+    beyond Cm, which have none."""
+    symbol = str(element)
+    return float(CovalentRadius.radius.get(symbol) or Element(symbol).atomic_radius or 1.5)
+
+
+def covalent_distance_ratios(lattice: Lattice, species, frac_coords) -> np.ndarray:
+    """Periodic distances between sites over the sum of their covalent radii. The diagonal is inf."""
+    radii = np.array([covalent_radius(el) for el in species])
+    ratio = lattice.get_all_distances(frac_coords, frac_coords) / (radii[:, None] + radii[None, :])
+    np.fill_diagonal(ratio, np.inf)
+    return ratio
+
+
+def merge_split_atoms(structure: Structure, fraction: float) -> Structure:
+    """Merge atoms of one element closer than ``fraction`` of the sum of their covalent radii, closest pair first.
+
+    The merged atom sits at the periodic midpoint (weighted by how many atoms each side already holds).
+    """
+    if fraction <= 0 or len(structure) < 2:
+        return structure
+    species = [str(site.specie) for site in structure]
+    coords = [site.frac_coords.copy() for site in structure]
+    weights = [1] * len(species)
+    lattice = structure.lattice
+    while len(species) > 1:
+        ratio = covalent_distance_ratios(lattice, species, coords)
+        ratio[np.array(species)[:, None] != np.array(species)[None, :]] = np.inf
+        i, j = np.unravel_index(np.argmin(ratio), ratio.shape)
+        if ratio[i, j] >= fraction:
+            break
+        partner = _unwrap(coords[j], coords[i])
+        coords[i] = np.mod((weights[i] * coords[i] + weights[j] * partner) / (weights[i] + weights[j]), 1.0)
+        weights[i] += weights[j]
+        del species[j], coords[j], weights[j]
+    if len(species) == len(structure):
+        return structure
+    return Structure(lattice, species, coords)
 
 
 def decode_tensor(
@@ -132,4 +175,4 @@ def decode_tensor(
             coords.append(np.mod(centre, 1.0))
     if not species:
         raise InvalidTensorError("no atoms could be recovered from the point cloud", source)
-    return Structure(lattice, species, coords)
+    return merge_split_atoms(Structure(lattice, species, coords), settings.merge_same_element_below)

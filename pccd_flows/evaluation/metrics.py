@@ -95,6 +95,30 @@ def structural_validity(structure: Structure, min_distance: float = 0.5, min_vol
     return True
 
 
+def closest_covalent_ratio(structure: Structure) -> float:
+    """The shortest distance between two atoms (or an atom and its own image) over the sum of their covalent radii.
+
+    A physical counterpart of the 0.5 A test: no pair in the bundled MP data comes closer than 0.50 of it, and
+    only 0.1% of its pairs of different elements closer than 0.72.
+    """
+    from pccd_flows.codec.decode import covalent_distance_ratios, covalent_radius
+
+    ratios = covalent_distance_ratios(structure.lattice, structure.species, structure.frac_coords)
+    largest_radius = max(covalent_radius(el) for el in structure.composition.elements)
+    return float(min(ratios.min(), shortest_lattice_translation(structure.lattice.matrix) / (2 * largest_radius)))
+
+
+def icsd_charge_balanced(composition: Composition | Structure | str) -> bool:
+    """Whether pymatgen finds a charge-neutral assignment of the oxidation states seen in the ICSD (stricter
+    than SMACT's 2014 table, which admits rare states such as Ca+1 or O+2)."""
+    if isinstance(composition, Structure):
+        composition = composition.composition
+    composition = Composition(composition)
+    if len(composition.elements) == 1:
+        return True
+    return bool(composition.oxi_state_guesses(max_sites=-1))
+
+
 def compositional_validity(composition: Composition | Structure | str) -> bool:
     """CDVAE's ``smact_validity``: charge neutrality plus the Pauling electronegativity test, via SMACT.
 

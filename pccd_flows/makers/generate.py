@@ -8,6 +8,7 @@ from jobflow import Maker, job
 
 from pccd_flows.model.conditions import BandGapClass, MagneticClass
 from pccd_flows.model.generate import SamplerSettings
+from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 
 @dataclass
@@ -23,9 +24,9 @@ class GenerateCandidatesMaker(Maker):
     seed: int = 0
     # plain fields, not a SamplerSettings: Maker fields must survive MSON serialisation into FireWorks specs
     sampler: str = "ddim"
-    steps: int = 50
+    steps: int = DEFAULT_SAMPLER_STEPS
     guidance: float = 1.0
-    eta: float = 0.0
+    eta: float = DEFAULT_SAMPLER_ETA
     band_gap_class: BandGapClass = BandGapClass.unknown
     magnetic_class: MagneticClass = MagneticClass.unknown
 

@@ -12,10 +12,24 @@ from pccd_flows.schemas.candidate import CandidateDoc, PrefilterResult
 
 
 def prefilter(candidates: list[CandidateDoc], known: list[CandidateDoc], novelty_index=None,
-              require_novel: bool = False, require_smact: bool = True) -> list[CandidateDoc]:
-    """Judge each candidate; ``known`` are earlier candidates of the store (same chemical systems)."""
-    from pccd_flows.evaluation.metrics import (_fits, compositional_validity, element_match, reduced_formula,
-                                               structural_validity, structure_matcher)
+              require_novel: bool = False, require_smact: bool = True, min_covalent_ratio: float | None = None,
+              require_icsd_oxidation_states: bool = False) -> list[CandidateDoc]:
+    """Judge each candidate; ``known`` are earlier candidates of the store (same chemical systems).
+
+    ``min_covalent_ratio`` rejects atoms closer than that fraction of the sum of their covalent radii (a physical
+    closest approach, stricter than the 0.5 A validity test); ``require_icsd_oxidation_states`` rejects
+    compositions that cannot be charge-balanced with oxidation states seen in the ICSD.
+    """
+    from pccd_flows.evaluation.metrics import (
+        _fits,
+        closest_covalent_ratio,
+        compositional_validity,
+        element_match,
+        icsd_charge_balanced,
+        reduced_formula,
+        structural_validity,
+        structure_matcher,
+    )
 
     matcher = structure_matcher()
     seen: list[tuple[str, object]] = [(doc.candidate_id, doc.generated_structure()) for doc in known
@@ -30,6 +44,9 @@ def prefilter(candidates: list[CandidateDoc], known: list[CandidateDoc], novelty
             continue
         result.structurally_valid = structural_validity(structure)
         result.compositionally_valid = compositional_validity(structure.composition)
+        result.closest_covalent_ratio = round(closest_covalent_ratio(structure), 4)
+        if require_icsd_oxidation_states:
+            result.icsd_charge_balanced = icsd_charge_balanced(structure.composition)
         result.element_match = element_match(structure, doc.provenance.conditions.elements)
         formula = reduced_formula(structure)
         duplicate = next((cid for cid, other in seen if cid != doc.candidate_id and other is not None
@@ -42,6 +59,10 @@ def prefilter(candidates: list[CandidateDoc], known: list[CandidateDoc], novelty
             (not result.structurally_valid, "atoms closer than 0.5 A or volume < 0.1 A^3"),
             (not result.element_match, "not exactly the requested elements"),
             (require_smact and not result.compositionally_valid, "not charge-balanced (SMACT)"),
+            (min_covalent_ratio is not None and result.closest_covalent_ratio < min_covalent_ratio,
+             f"atoms closer than {min_covalent_ratio} of their covalent radii"),
+            (require_icsd_oxidation_states and not result.icsd_charge_balanced,
+             "not charge-balanced with ICSD oxidation states"),
             (not result.unique, f"duplicate of {duplicate}"),
             (require_novel and result.novel is False, f"matches {result.matched_mp_id}"),
         ] if failed]
@@ -65,6 +86,8 @@ class PrefilterMaker(Maker):
     check_novelty: bool = True
     require_novel: bool = False
     require_smact: bool = True
+    min_covalent_ratio: float | None = None
+    require_icsd_oxidation_states: bool = False
     store: Store | None = None  # resolved when the flow is made (a worker's cwd is its launch directory)
 
     @job
@@ -86,6 +109,7 @@ class PrefilterMaker(Maker):
         with warnings.catch_warnings():  # pymatgen warns for every noble gas it meets in SMACT's tables
             warnings.simplefilter("ignore")
             judged = prefilter(candidates, known, known_structure_index() if self.check_novelty else None,
-                               self.require_novel, self.require_smact)
+                               self.require_novel, self.require_smact, self.min_covalent_ratio,
+                               self.require_icsd_oxidation_states)
         store.upsert(judged)
         return judged

@@ -64,6 +64,14 @@ def from_features(features: torch.Tensor) -> torch.Tensor:
     return ((features + 1.0) / 2.0).reshape(b, 3, 3, n).permute(0, 1, 3, 2)
 
 
+def standard_normal(shape, generator=None) -> torch.Tensor:
+    """Gaussian noise; ``generator`` may be one torch.Generator or one per sample (rows drawn independently), so
+    that a sample's noise does not depend on the batch it was drawn in."""
+    if isinstance(generator, (list, tuple)):
+        return torch.stack([torch.randn(tuple(shape[1:]), generator=g) for g in generator])
+    return torch.randn(shape, generator=generator)
+
+
 class GaussianDiffusion:
     def __init__(self, timesteps: int = 1000):
         self.timesteps = timesteps
@@ -113,7 +121,7 @@ class GaussianDiffusion:
             mean = (ab_prev.sqrt() * beta / (1 - ab)) * x0 + (alpha.sqrt() * (1 - ab_prev) / (1 - ab)) * x
             if t > 1:
                 variance = beta * (1 - ab_prev) / (1 - ab)
-                x = mean + variance.sqrt() * torch.randn(x.shape, generator=generator)
+                x = mean + variance.sqrt() * standard_normal(x.shape, generator)
             else:
                 x = mean
             if progress is not None:
@@ -145,5 +153,5 @@ class GaussianDiffusion:
             sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
             x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).sqrt() * eps
             if eta > 0:
-                x = x + sigma * torch.randn(x.shape, generator=generator)
+                x = x + sigma * standard_normal(x.shape, generator)
         return x

@@ -16,13 +16,16 @@ from pccd_flows.codec.errors import CodecError
 from pccd_flows.codec.settings import CodecSettings
 from pccd_flows.model.conditions import BandGapClass, MagneticClass, element_tokens
 from pccd_flows.model.diffusion import Conditions, GaussianDiffusion, from_features
+from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 
 class SamplerSettings(BaseModel):
     sampler: Literal["ddim", "ddpm"] = "ddim"
-    steps: int = Field(50, ge=1, description="Network evaluations of DDIM (DDPM always takes T).")
+    steps: int = Field(DEFAULT_SAMPLER_STEPS, ge=1, description="Network evaluations of DDIM (DDPM always takes T).")
     guidance: float = Field(1.0, description="Classifier-free guidance scale; 1 = conditional model, no guidance.")
-    eta: float = Field(0.0, ge=0, description="DDIM stochasticity (0 = deterministic).")
+    eta: float = Field(
+        DEFAULT_SAMPLER_ETA, ge=0, description="DDIM stochasticity: 0 is deterministic DDIM; 1 (default) adds the ancestral "
+        "sampler's noise at every step, which gave fewer overlapping atoms (docs/model-card.md).")
     batch_size: int = Field(256, ge=1)
 
     def network_evaluations(self, timesteps: int) -> int:
@@ -88,7 +91,9 @@ def sample_tensors(model, conditions: Sequence[GenerationConditions], seed: int,
         size = len(batch)
         first = start_index + start
         x = torch.stack([initial_noise(seed, first + i, (config.in_features, config.n_points)) for i in range(size)])
-        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, first, 7]).generate_state(1)[0]))
+        # the noise of every later step comes from the sample's own (seed, index) stream as well
+        generator = [torch.Generator().manual_seed(int(np.random.SeedSequence([seed, first + i, 7]).generate_state(1)[0]))
+                     for i in range(size)]
         tick = (lambda size=size: progress(size)) if progress is not None else None
         if sampler.sampler == "ddpm":
             x = diffusion.ddpm_sample(model, x, _condition_tensors(batch), sampler.guidance, generator=generator,

@@ -40,6 +40,10 @@ def _rounded_structure(structure: dict | None):
 class PrefilterResult(BaseModel):
     structurally_valid: bool | None = None
     compositionally_valid: bool | None = Field(None, description="SMACT charge neutrality + electronegativity.")
+    closest_covalent_ratio: float | None = Field(
+        None, description="Shortest interatomic distance over the sum of the two atoms' covalent radii.")
+    icsd_charge_balanced: bool | None = Field(
+        None, description="Charge-neutral with oxidation states seen in the ICSD (pymatgen oxi_state_guesses).")
     element_match: bool | None = None
     unique: bool | None = Field(None, description="No earlier candidate of the batch or the store is the same crystal.")
     duplicate_of: str | None = None

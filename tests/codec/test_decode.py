@@ -8,8 +8,10 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
 from pccd_flows.codec import decode_tensor, encode_structure
-from pccd_flows.settings import MATCHER_TOLERANCES
+from pccd_flows.codec.decode import covalent_distance_ratios
 from pccd_flows.codec.errors import InvalidTensorError
+from pccd_flows.codec.settings import CodecSettings
+from pccd_flows.settings import MATCHER_TOLERANCES
 
 MATCHER = StructureMatcher(**MATCHER_TOLERANCES)
 
@@ -48,12 +50,36 @@ def test_stray_points_are_noise_not_atoms(bundled_structures):
 
 
 def test_atoms_closer_than_the_cluster_radius_are_split():
-    """Two H atoms 0.3 A apart fall into one DBSCAN cluster; its size says it holds two atoms."""
-    structure = Structure(Lattice.cubic(6.0), ["H", "H", "Li"], [[0, 0, 0], [0.05, 0, 0], [0.5, 0.5, 0.5]])
+    """Two H atoms 0.4 A apart fall into one DBSCAN cluster; its size says it holds two atoms."""
+    structure = Structure(Lattice.cubic(6.0), ["H", "H", "Li"], [[0, 0, 0], [0.4 / 6, 0, 0], [0.5, 0.5, 0.5]])
     encoded = encode_structure(structure)
     decoded = decode_tensor(encoded.tensor, encoded.elements)
     assert decoded.composition == structure.composition
     assert MATCHER.fit(structure, decoded)
+
+
+def test_atoms_of_one_element_closer_than_any_real_pair_are_merged():
+    """Two O atoms 0.5 A apart (0.38 of twice O's covalent radius; MP's closest O-O pair is 1.2 A) are one atom the
+    model split; a Mg on top of an O stays two atoms, and merging can be switched off."""
+    lattice = Lattice.cubic(5.0)
+    split = Structure(lattice, ["Mg", "O", "O"], [[0, 0, 0], [0.5, 0.5, 0.45], [0.5, 0.5, 0.55]])
+    encoded = encode_structure(split)
+    merged = decode_tensor(encoded.tensor, encoded.elements)
+    assert merged.composition.formula == "Mg1 O1"
+    oxygen = next(site for site in merged if site.specie.symbol == "O")
+    np.testing.assert_allclose(oxygen.frac_coords, [0.5, 0.5, 0.5], atol=1e-6)
+
+    across_boundary = Structure(lattice, ["Mg", "O", "O"], [[0.5, 0.5, 0.5], [0.0, 0.0, 0.96], [0.0, 0.0, 0.04]])
+    encoded = encode_structure(across_boundary)
+    oxygen = next(s for s in decode_tensor(encoded.tensor, encoded.elements) if s.specie.symbol == "O")
+    assert lattice.get_distance_and_image(oxygen.frac_coords, [0, 0, 0])[0] < 1e-6
+
+    kept = decode_tensor(encoded.tensor, encoded.elements, CodecSettings(merge_same_element_below=0))
+    assert kept.composition.formula == "Mg1 O2"
+
+    overlapping = Structure(lattice, ["Mg", "O"], [[0.5, 0.5, 0.45], [0.5, 0.5, 0.55]])
+    encoded = encode_structure(overlapping)
+    assert decode_tensor(encoded.tensor, encoded.elements).composition.formula == "Mg1 O1"
 
 
 def test_noisy_tensors_decode_to_the_same_crystal(bundled_structures):
@@ -121,6 +147,9 @@ def crystals(draw):
 def test_any_crystal_with_separated_atoms_round_trips(structure):
     distances = structure.distance_matrix[np.triu_indices(len(structure), 1)]
     assume(len(structure) == 1 or distances.min() > 0.7)
+    same = np.equal.outer(structure.atomic_numbers, structure.atomic_numbers)
+    ratios = covalent_distance_ratios(structure.lattice, structure.species, structure.frac_coords)
+    assume(not (ratios[same] < CodecSettings().merge_same_element_below).any())
     encoded = encode_structure(structure)
     decoded = decode_tensor(encoded.tensor, encoded.elements)
     assert decoded.composition == structure.composition

@@ -18,7 +18,12 @@ from pccd_flows.evaluation import (
     wasserstein,
 )
 from pccd_flows.evaluation import novelty as novelty_module
-from pccd_flows.evaluation.metrics import density_wasserstein, match_groups
+from pccd_flows.evaluation.metrics import (
+    closest_covalent_ratio,
+    density_wasserstein,
+    icsd_charge_balanced,
+    match_groups,
+)
 from pccd_flows.settings import get_settings
 
 
@@ -82,6 +87,25 @@ def test_single_atom_cell_checks_the_distance_to_its_own_image():
     oblique = Structure(Lattice([[5.0, 0, 0], [5.2, 0.2, 0], [0, 0, 5.0]]), ["Fe"], [[0, 0, 0]])
     assert min(oblique.lattice.abc) > 4.5 and oblique.volume > 1
     assert not structural_validity(oblique)
+
+
+def test_closest_covalent_ratio_of_real_and_overlapping_crystals(bundled_structures):
+    ratios = [closest_covalent_ratio(s) for _, s in bundled_structures]
+    assert min(ratios) >= 0.49  # MP's closest pair in the whole bundled set is 0.496
+    assert np.median(ratios) > 0.8
+    # Mg on O at 1.0 A: 1.0 / (1.41 + 0.66)
+    close = Structure(Lattice.cubic(5.0), ["Mg", "O"], [[0, 0, 0], [0.2, 0, 0]])
+    assert closest_covalent_ratio(close) == pytest.approx(1.0 / 2.07, rel=1e-3)
+    # a one-atom Fe cell with a 2.0 A lattice vector: its own image at 2.0 / (2 * 1.42)
+    needle = Structure(Lattice.orthorhombic(2.0, 6.0, 6.0), ["Fe"], [[0, 0, 0]])
+    assert closest_covalent_ratio(needle) == pytest.approx(2.0 / 2.84, rel=1e-3)
+
+
+@pytest.mark.parametrize("formula, balanced", [("Ca2SnO4", True), ("MgSc2O4", True), ("CaO", True),
+                                                ("CaSnO5", False), ("MgO2", False), ("Fe3O4", True), ("Mg", True)])
+def test_icsd_charge_balance(formula, balanced):
+    # CaSnO5 passes SMACT's 2014 table (with O-1), not the ICSD's states, which also exclude peroxides
+    assert icsd_charge_balanced(Composition(formula)) is balanced
 
 
 # --- compositional validity (SMACT) -------------------------------------------------------------------------

@@ -18,16 +18,18 @@ def test_unet_shapes(tiny_checkpoint):
     assert out.shape == x.shape
 
 
-def test_generation_is_deterministic_with_a_seed(tiny_checkpoint):
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_generation_is_deterministic_with_a_seed(tiny_checkpoint, eta):
+    """Also with eta = 1, where every step draws fresh noise: it comes from the candidate's own stream."""
     model, _, _ = load_model(tiny_checkpoint)
-    sampler = SamplerSettings(steps=5, batch_size=3)
+    sampler = SamplerSettings(steps=5, batch_size=3, eta=eta)
     first = sample_tensors(model, [CONDITIONS] * 4, seed=11, sampler=sampler)
     again = sample_tensors(model, [CONDITIONS] * 4, seed=11, sampler=sampler)
     other = sample_tensors(model, [CONDITIONS] * 4, seed=12, sampler=sampler)
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, other)
     # candidate 2 regenerated on its own, in another batch size, is the same crystal
-    alone = sample_tensors(model, [CONDITIONS], seed=11, sampler=SamplerSettings(steps=5, batch_size=1),
+    alone = sample_tensors(model, [CONDITIONS], seed=11, sampler=SamplerSettings(steps=5, batch_size=1, eta=eta),
                            start_index=2)
     np.testing.assert_allclose(alone[0], first[2], atol=1e-5)
 
