@@ -68,7 +68,7 @@ def bench_command(
     train_batch: Annotated[int, typer.Option("--train-batch", min=1)] = 64,
     train_steps: Annotated[int, typer.Option("--train-steps", min=1)] = 5,
     sample_batch: Annotated[int, typer.Option("--sample-batch", min=1)] = 64,
-    ddim_steps: Annotated[int, typer.Option("--ddim-steps", min=1)] = 50,
+    ddim_steps: Annotated[int, typer.Option("--ddim-steps", min=1)] = DEFAULT_SAMPLER_STEPS,
     paper_measured_steps: Annotated[
         int, typer.Option("--paper-measured-steps", min=1, help="DDPM steps timed, then scaled to 1000.")
     ] = 20,

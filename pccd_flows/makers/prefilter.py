@@ -18,7 +18,8 @@ def prefilter(candidates: list[CandidateDoc], known: list[CandidateDoc], novelty
 
     ``min_covalent_ratio`` rejects atoms closer than that fraction of the sum of their covalent radii (a physical
     closest approach, stricter than the 0.5 A validity test); ``require_icsd_oxidation_states`` rejects
-    compositions that cannot be charge-balanced with oxidation states seen in the ICSD.
+    compositions that cannot be charge-balanced with oxidation states seen in the ICSD. Uniqueness and novelty
+    are judged only for candidates that pass these checks (None otherwise).
     """
     from pccd_flows.evaluation.metrics import (
         _fits,
@@ -48,13 +49,6 @@ def prefilter(candidates: list[CandidateDoc], known: list[CandidateDoc], novelty
         if require_icsd_oxidation_states:
             result.icsd_charge_balanced = icsd_charge_balanced(structure.composition)
         result.element_match = element_match(structure, doc.provenance.conditions.elements)
-        formula = reduced_formula(structure)
-        duplicate = next((cid for cid, other in seen if cid != doc.candidate_id and other is not None
-                          and reduced_formula(other) == formula and _fits(matcher, other, structure)), None)
-        result.unique, result.duplicate_of = duplicate is None, duplicate
-        if novelty_index is not None:
-            result.matched_mp_id = novelty_index.find_match(structure)
-            result.novel = result.matched_mp_id is None
         reasons = [reason for failed, reason in [
             (not result.structurally_valid, "atoms closer than 0.5 A or volume < 0.1 A^3"),
             (not result.element_match, "not exactly the requested elements"),
@@ -63,9 +57,19 @@ def prefilter(candidates: list[CandidateDoc], known: list[CandidateDoc], novelty
              f"atoms closer than {min_covalent_ratio} of their covalent radii"),
             (require_icsd_oxidation_states and not result.icsd_charge_balanced,
              "not charge-balanced with ICSD oxidation states"),
-            (not result.unique, f"duplicate of {duplicate}"),
-            (require_novel and result.novel is False, f"matches {result.matched_mp_id}"),
         ] if failed]
+        if not reasons:  # StructureMatcher is the costly part: only for candidates still in the running
+            formula = reduced_formula(structure)
+            duplicate = next((cid for cid, other in seen if cid != doc.candidate_id and other is not None
+                              and reduced_formula(other) == formula and _fits(matcher, other, structure)), None)
+            result.unique, result.duplicate_of = duplicate is None, duplicate
+            if novelty_index is not None:
+                result.matched_mp_id = novelty_index.find_match(structure)
+                result.novel = result.matched_mp_id is None
+            reasons = [reason for failed, reason in [
+                (not result.unique, f"duplicate of {duplicate}"),
+                (require_novel and result.novel is False, f"matches {result.matched_mp_id}"),
+            ] if failed]
         result.passed = not reasons
         result.reject_reason = "; ".join(reasons) or None
         if result.passed:

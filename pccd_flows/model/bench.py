@@ -13,6 +13,7 @@ from pccd_flows.model.checkpoint import build_model
 from pccd_flows.model.conditions import element_tokens
 from pccd_flows.model.config import get_preset
 from pccd_flows.model.diffusion import Conditions, GaussianDiffusion, from_features
+from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 
 class Throughput(BaseModel):
@@ -69,7 +70,7 @@ def _sample_rate(model, batch: int, sampler: str, steps: int, measured_steps: in
     if sampler == "ddpm":
         out = diffusion.ddpm_sample(model, x, conditions, start_step=measured_steps)
     else:
-        out = diffusion.ddim_sample(model, x, conditions, steps=measured_steps)
+        out = diffusion.ddim_sample(model, x, conditions, steps=measured_steps, eta=DEFAULT_SAMPLER_ETA)
     per_step = (time.perf_counter() - start) / measured_steps
     return per_step, from_features(out).numpy()
 
@@ -103,7 +104,8 @@ def measure(preset: str, sampler: str, sampler_steps: int, train_batch: int, tra
     )
 
 
-def run_bench(train_batch: int = 64, train_steps: int = 5, sample_batch: int = 64, ddim_steps: int = 50,
+def run_bench(train_batch: int = 64, train_steps: int = 5, sample_batch: int = 64,
+              ddim_steps: int = DEFAULT_SAMPLER_STEPS,
               paper_measured_steps: int = 20) -> BenchReport:
     """The default preset with DDIM against the paper preset with 1000-step DDPM (timed over some steps)."""
     default = measure("default", "ddim", ddim_steps, train_batch, train_steps, sample_batch, None)
