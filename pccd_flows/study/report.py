@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
+from pccd_flows.evaluation.metrics import structural_validity
 from pccd_flows.schemas.candidate import CandidateDoc
 
 SUN_THRESHOLD = 0.1  # eV/atom: "stable" in S.U.N. (stable, unique, novel), as MatterGen counts it
@@ -33,6 +34,9 @@ class StudyReport(BaseModel):
     n_ehull_below_80meV: int
     n_relaxations_converged: int = Field(description="Judged candidates whose relaxation reached its fmax; the others "
                                                      "stopped at the step cap, their E_hull an upper bound.")
+    n_relaxed_overlapping: int = Field(
+        0, description="Judged candidates whose relaxed structure has atoms closer than 0.5 A: the force field "
+                       "fused atoms that started too close; their E_hull is not a crystal's.")
     sun_count: int = Field(description="E_hull <= 0.1 eV/atom, unique, novel against MP.")
     sun_fraction: float | None
     novel_fraction: float | None
@@ -64,6 +68,7 @@ def study_report(docs: list[CandidateDoc], study: str, wall_seconds: float | Non
         fraction_ehull_below_0meV=fraction(int((e_hull <= 0.0).sum()), len(judged)),
         n_ehull_below_80meV=int((e_hull <= 0.08).sum()),
         n_relaxations_converged=sum(bool(d.relaxation.converged) for d in judged),
+        n_relaxed_overlapping=sum(not structural_validity(d.final_structure()) for d in judged),
         sun_count=len(sun), sun_fraction=fraction(len(sun), len(judged)),
         novel_fraction=fraction(sum(bool(d.prefilter.novel) for d in docs), len(docs)),
         median_e_above_hull=round(float(np.median(e_hull)), 4) if len(judged) else None,
