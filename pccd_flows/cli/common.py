@@ -33,6 +33,12 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 SamplerStepsOption = Annotated[int, typer.Option("--steps", min=1, help="DDIM denoising steps.")]
 EtaOption = Annotated[float, typer.Option(
     "--eta", min=0.0, help="DDIM noise: 1 adds the ancestral sampler's noise at each step (default), 0 is deterministic.")]
+MinCovalentRatioOption = Annotated[float, typer.Option(
+    "--min-covalent-ratio", min=0.0, help="Screening: reject atoms closer than this fraction of the sum of their "
+    "covalent radii (0: only the 0.5 A validity test).")]
+IcsdOxidationStatesOption = Annotated[bool, typer.Option(
+    "--icsd-oxidation-states/--smact-only", help="Screening: also require a charge balance with oxidation states "
+    "seen in the ICSD.")]
 LimitOption = Annotated[int | None, typer.Option("--limit", min=1, help="Use only the first N records.")]
 
 

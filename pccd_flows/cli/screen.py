@@ -12,6 +12,8 @@ from pccd_flows.cli.common import (
     DEFAULT_SAMPLER_ETA,
     DEFAULT_SAMPLER_STEPS,
     EtaOption,
+    IcsdOxidationStatesOption,
+    MinCovalentRatioOption,
     SamplerStepsOption,
     add_to_launchpad,
     fail,
@@ -30,6 +32,8 @@ def screen_command(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
     eta: EtaOption = DEFAULT_SAMPLER_ETA,
+    min_covalent_ratio: MinCovalentRatioOption = 0.0,
+    icsd_oxidation_states: IcsdOxidationStatesOption = False,
     relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="Force-field relaxation steps.")] = 500,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
     follow_up_below: Annotated[float | None, typer.Option(
@@ -46,6 +50,7 @@ def screen_command(
     """Generate, prefilter, relax and judge candidates of each chemical system; results go to the candidate store."""
     from pccd_flows.makers import (
         GenerateCandidatesMaker,
+        PrefilterMaker,
         RelaxCandidatesMaker,
         ScreeningFlowMaker,
         StabilityMaker,
@@ -77,6 +82,8 @@ def screen_command(
         follow_up=follow_up,
         generate=GenerateCandidatesMaker(checkpoint=str(checkpoint.resolve()) if checkpoint else None, n=n, seed=seed,
                                          steps=steps, eta=eta),
+        prefilter=PrefilterMaker(min_covalent_ratio=min_covalent_ratio or None,
+                                 require_icsd_oxidation_states=icsd_oxidation_states),
         relax=RelaxCandidatesMaker(engine=engine, steps=relax_steps),
         stability=StabilityMaker(reference=reference or settings.reference, engine=engine),
     )

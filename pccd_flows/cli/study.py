@@ -15,6 +15,8 @@ from pccd_flows.cli.common import (
     DEFAULT_SAMPLER_ETA,
     DEFAULT_SAMPLER_STEPS,
     EtaOption,
+    IcsdOxidationStatesOption,
+    MinCovalentRatioOption,
     SamplerStepsOption,
     add_to_launchpad,
     fail,
@@ -45,12 +47,8 @@ def paper_746_command(
                                                                           "core).")] = None,
     sampler_steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
     sampler_eta: EtaOption = DEFAULT_SAMPLER_ETA,
-    min_covalent_ratio: Annotated[float, typer.Option(
-        "--min-covalent-ratio", min=0.0, help="Screening: reject atoms closer than this fraction of the sum of "
-        "their covalent radii (0 keeps only the 0.5 A validity test).")] = 0.6,
-    icsd_oxidation_states: Annotated[bool, typer.Option(
-        "--icsd-oxidation-states/--smact-only", help="Screening: also require a charge balance with oxidation "
-        "states seen in the ICSD.")] = True,
+    min_covalent_ratio: MinCovalentRatioOption = 0.6,
+    icsd_oxidation_states: IcsdOxidationStatesOption = True,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
     name: Annotated[str, typer.Option("--name", help="The study's name in the store.")] = "paper-746",
     run_locally: Annotated[bool, typer.Option("--run-locally", help="Relax here, over --workers processes "

@@ -83,3 +83,18 @@ def test_embedded_rlaunch_refuses_while_another_holds_the_launchpad(tmp_path):
                                 capture_output=True, text=True, timeout=120)
     assert result.returncode == 75
     assert "another rlaunch/lpad is using the embedded LaunchPad" in result.stderr
+
+
+def test_screening_options_travel_with_the_written_workflow(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pccd_flows.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "wf.yaml"
+    result = CliRunner().invoke(app, ["screen", "--chemsys", "Mg-O", "--eta", "0", "--min-covalent-ratio", "0.6",
+                                      "--icsd-oxidation-states", "--write-workflow", str(path)])
+    assert result.exit_code == 0, result.output
+    text = path.read_text()
+    assert "min_covalent_ratio: 0.6" in text and "require_icsd_oxidation_states: true" in text
+    assert "eta: 0.0" in text
