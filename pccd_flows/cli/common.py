@@ -19,8 +19,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS  # noqa: F401 - CLI defaults
-
 # Results go to stdout (so `--json` output can be piped), everything for the eye goes to stderr.
 stdout = Console()
 stderr = Console(stderr=True)

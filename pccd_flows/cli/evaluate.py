@@ -9,8 +9,6 @@ import typer
 from rich.table import Table
 
 from pccd_flows.cli.common import (
-    DEFAULT_SAMPLER_ETA,
-    DEFAULT_SAMPLER_STEPS,
     DataOption,
     EtaOption,
     JsonOption,
@@ -23,6 +21,7 @@ from pccd_flows.cli.common import (
 )
 from pccd_flows.cli.data import resolve_data
 from pccd_flows.cli.generate import CheckpointOption, load_checkpoint_or_fail
+from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 evaluate_app = typer.Typer(help="Measure generation quality.", no_args_is_help=True)
 

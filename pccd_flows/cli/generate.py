@@ -10,8 +10,6 @@ import typer
 from pydantic import ValidationError
 
 from pccd_flows.cli.common import (
-    DEFAULT_SAMPLER_ETA,
-    DEFAULT_SAMPLER_STEPS,
     EtaOption,
     SamplerStepsOption,
     fail,
@@ -20,6 +18,7 @@ from pccd_flows.cli.common import (
     stdout,
 )
 from pccd_flows.model.conditions import BandGapClass, MagneticClass
+from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 CheckpointOption = Annotated[
     Path | None, typer.Option("--checkpoint", help="Model checkpoint. Default: the shipped one.")

@@ -9,8 +9,6 @@ from typing import Annotated
 import typer
 
 from pccd_flows.cli.common import (
-    DEFAULT_SAMPLER_ETA,
-    DEFAULT_SAMPLER_STEPS,
     EtaOption,
     IcsdOxidationStatesOption,
     MinCovalentRatioOption,
@@ -21,6 +19,7 @@ from pccd_flows.cli.common import (
     stdout,
     write_workflow_file,
 )
+from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 
 def screen_command(

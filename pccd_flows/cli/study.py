@@ -12,8 +12,6 @@ from typing import Annotated
 import typer
 
 from pccd_flows.cli.common import (
-    DEFAULT_SAMPLER_ETA,
-    DEFAULT_SAMPLER_STEPS,
     EtaOption,
     IcsdOxidationStatesOption,
     MinCovalentRatioOption,
@@ -24,6 +22,7 @@ from pccd_flows.cli.common import (
     stderr,
     stdout,
 )
+from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 study_app = typer.Typer(help="Screening studies, reproduced with one command.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports of finished (or partial) studies.", no_args_is_help=True)
