@@ -21,6 +21,10 @@ MATCHER_TOLERANCES = {"stol": 0.5, "ltol": 0.3, "angle_tol": 10.0}
 # (eta = 1); measured against deterministic DDIM and the 1000-step DDPM in docs/model-card.md.
 DEFAULT_SAMPLER_STEPS = 100
 DEFAULT_SAMPLER_ETA = 1.0
+# Overlap repulsion of the sampler (pccd_flows.model.repulsion): points of different elements closer than this
+# fraction of their covalent radii's sum are pushed apart at steps t <= DEFAULT_REPULSION_BELOW_STEP.
+DEFAULT_REPULSION_RATIO = 0.7
+DEFAULT_REPULSION_BELOW_STEP = 300
 
 
 class PccdSettings(BaseSettings):

@@ -31,6 +31,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 SamplerStepsOption = Annotated[int, typer.Option("--steps", min=1, help="DDIM denoising steps.")]
 EtaOption = Annotated[float, typer.Option(
     "--eta", min=0.0, help="DDIM noise: 1 adds the ancestral sampler's noise at each step (default), 0 is deterministic.")]
+RepulsionOption = Annotated[float, typer.Option(
+    "--repulsion", min=0.0, help="Overlap repulsion: in the last sampler steps, points of different elements closer "
+    "than this fraction of the sum of their covalent radii are pushed apart (0: off).")]
 MinCovalentRatioOption = Annotated[float, typer.Option(
     "--min-covalent-ratio", min=0.0, help="Screening: reject atoms closer than this fraction of the sum of their "
     "covalent radii (0: only the 0.5 A validity test).")]

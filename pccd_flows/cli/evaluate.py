@@ -12,6 +12,7 @@ from pccd_flows.cli.common import (
     DataOption,
     EtaOption,
     JsonOption,
+    RepulsionOption,
     SamplerStepsOption,
     emit_report,
     print_json,
@@ -21,7 +22,7 @@ from pccd_flows.cli.common import (
 )
 from pccd_flows.cli.data import resolve_data
 from pccd_flows.cli.generate import CheckpointOption, load_checkpoint_or_fail
-from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
+from pccd_flows.settings import DEFAULT_REPULSION_RATIO, DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 evaluate_app = typer.Typer(help="Measure generation quality.", no_args_is_help=True)
 
@@ -32,6 +33,7 @@ def generation(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
     eta: EtaOption = DEFAULT_SAMPLER_ETA,
+    repulsion: RepulsionOption = DEFAULT_REPULSION_RATIO,
     sampler: Annotated[str, typer.Option("--sampler")] = "ddim",
     guidance: Annotated[float, typer.Option("--guidance")] = 1.0,
     checkpoint: CheckpointOption = None,
@@ -49,7 +51,7 @@ def generation(
 
     model, codec, payload = load_checkpoint_or_fail(checkpoint)
     path = resolve_data(data)
-    settings = SamplerSettings(sampler=sampler, steps=steps, guidance=guidance, eta=eta)
+    settings = SamplerSettings(sampler=sampler, steps=steps, guidance=guidance, eta=eta, repulsion_ratio=repulsion)
     stderr.print("indexing known crystals for novelty...")
     novelty = NoveltyIndex(novelty_data) if novelty_data else NoveltyIndex()
     total = n * settings.network_evaluations(model.config.timesteps)

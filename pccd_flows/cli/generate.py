@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from pccd_flows.cli.common import (
     EtaOption,
+    RepulsionOption,
     SamplerStepsOption,
     fail,
     gather_values,
@@ -18,7 +19,7 @@ from pccd_flows.cli.common import (
     stdout,
 )
 from pccd_flows.model.conditions import BandGapClass, MagneticClass
-from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
+from pccd_flows.settings import DEFAULT_REPULSION_RATIO, DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 CheckpointOption = Annotated[
     Path | None, typer.Option("--checkpoint", help="Model checkpoint. Default: the shipped one.")
@@ -46,6 +47,7 @@ def generate_command(
     sampler: Annotated[str, typer.Option("--sampler", help="ddim (fast) or ddpm (the paper's 1000 steps).")] = "ddim",
     steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
     eta: EtaOption = DEFAULT_SAMPLER_ETA,
+    repulsion: RepulsionOption = DEFAULT_REPULSION_RATIO,
     guidance: Annotated[float, typer.Option("--guidance", help="Classifier-free guidance scale (1 = none).")] = 1.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     checkpoint: CheckpointOption = None,
@@ -57,7 +59,8 @@ def generate_command(
     try:
         conditions = GenerationConditions(elements=tuple(gather_values(elements, ctx)), band_gap_class=band_gap_class,
                                           magnetic_class=magnetic)
-        sampler_settings = SamplerSettings(sampler=sampler, steps=steps, guidance=guidance, eta=eta)
+        sampler_settings = SamplerSettings(sampler=sampler, steps=steps, guidance=guidance, eta=eta,
+                                           repulsion_ratio=repulsion)
     except ValidationError as exc:
         fail(exc.errors()[0]["msg"].removeprefix("Value error, "))
     model, codec, payload = load_checkpoint_or_fail(checkpoint)

@@ -12,6 +12,7 @@ from pccd_flows.cli.common import (
     EtaOption,
     IcsdOxidationStatesOption,
     MinCovalentRatioOption,
+    RepulsionOption,
     SamplerStepsOption,
     add_to_launchpad,
     fail,
@@ -19,7 +20,7 @@ from pccd_flows.cli.common import (
     stdout,
     write_workflow_file,
 )
-from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
+from pccd_flows.settings import DEFAULT_REPULSION_RATIO, DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 
 def screen_command(
@@ -31,6 +32,7 @@ def screen_command(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
     eta: EtaOption = DEFAULT_SAMPLER_ETA,
+    repulsion: RepulsionOption = DEFAULT_REPULSION_RATIO,
     min_covalent_ratio: MinCovalentRatioOption = 0.0,
     icsd_oxidation_states: IcsdOxidationStatesOption = False,
     relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="Force-field relaxation steps.")] = 500,
@@ -80,7 +82,7 @@ def screen_command(
     maker = ScreeningFlowMaker(
         follow_up=follow_up,
         generate=GenerateCandidatesMaker(checkpoint=str(checkpoint.resolve()) if checkpoint else None, n=n, seed=seed,
-                                         steps=steps, eta=eta),
+                                         steps=steps, eta=eta, repulsion=repulsion),
         prefilter=PrefilterMaker(min_covalent_ratio=min_covalent_ratio or None,
                                  require_icsd_oxidation_states=icsd_oxidation_states),
         relax=RelaxCandidatesMaker(engine=engine, steps=relax_steps),

@@ -15,6 +15,7 @@ from pccd_flows.cli.common import (
     EtaOption,
     IcsdOxidationStatesOption,
     MinCovalentRatioOption,
+    RepulsionOption,
     SamplerStepsOption,
     add_to_launchpad,
     fail,
@@ -22,7 +23,7 @@ from pccd_flows.cli.common import (
     stderr,
     stdout,
 )
-from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
+from pccd_flows.settings import DEFAULT_REPULSION_RATIO, DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 study_app = typer.Typer(help="Screening studies, reproduced with one command.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports of finished (or partial) studies.", no_args_is_help=True)
@@ -46,6 +47,7 @@ def paper_746_command(
                                                                           "core).")] = None,
     sampler_steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
     sampler_eta: EtaOption = DEFAULT_SAMPLER_ETA,
+    sampler_repulsion: RepulsionOption = DEFAULT_REPULSION_RATIO,
     min_covalent_ratio: MinCovalentRatioOption = 0.6,
     icsd_oxidation_states: IcsdOxidationStatesOption = True,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
@@ -77,6 +79,7 @@ def paper_746_command(
     spec = StudySpec(name=name, target=target, seed=seed, n_systems=n_systems, systems=systems or None,
                      per_batch=per_batch, engine=engine, reference=reference or settings.reference,
                      relax_steps=relax_steps, relax_fmax=relax_fmax, sampler_steps=sampler_steps, sampler_eta=sampler_eta,
+                     sampler_repulsion=sampler_repulsion,
                      min_covalent_ratio=min_covalent_ratio or None, require_icsd_oxidation_states=icsd_oxidation_states,
                      **({"relax_workers": workers} if workers else {}),
                      checkpoint=str(checkpoint.resolve()) if checkpoint else None)

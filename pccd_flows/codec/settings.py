@@ -35,7 +35,7 @@ class CodecSettings(BaseModel):
     )
     cluster_min_samples: int = Field(3, ge=1, description="DBSCAN core-point size when decoding.")
     merge_same_element_below: float = Field(
-        0.5, ge=0, lt=0.6,
+        0.6, ge=0, le=0.6,
         description="Decoded atoms of one element closer than this fraction of the sum of their covalent radii are "
         "one atom whose points the model split (0 keeps them apart). No pair of one element in the MP data comes "
         "closer than 0.61 of it.",

@@ -55,7 +55,7 @@ def evaluate_checkpoint(model, codec, checkpoint: dict, data_path: str | Path, n
     sampler = sampler or SamplerSettings()
     drawn, reference = draw_compositions(data_path, n, seed)
     start = time.perf_counter()
-    tensors = sample_tensors(model, drawn.conditions, seed, sampler, progress=progress)
+    tensors = sample_tensors(model, drawn.conditions, seed, sampler, progress=progress, codec=codec)
     sampling_seconds = time.perf_counter() - start
     start = time.perf_counter()
     crystals = decode_samples(

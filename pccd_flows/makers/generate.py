@@ -8,7 +8,7 @@ from jobflow import Maker, job
 
 from pccd_flows.model.conditions import BandGapClass, MagneticClass
 from pccd_flows.model.generate import SamplerSettings
-from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
+from pccd_flows.settings import DEFAULT_REPULSION_RATIO, DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 
 @dataclass
@@ -27,6 +27,7 @@ class GenerateCandidatesMaker(Maker):
     steps: int = DEFAULT_SAMPLER_STEPS
     guidance: float = 1.0
     eta: float = DEFAULT_SAMPLER_ETA
+    repulsion: float = DEFAULT_REPULSION_RATIO
     band_gap_class: BandGapClass = BandGapClass.unknown
     magnetic_class: MagneticClass = MagneticClass.unknown
 
@@ -40,6 +41,7 @@ class GenerateCandidatesMaker(Maker):
         conditions = GenerationConditions(elements=tuple(chemsys.split("-")), band_gap_class=self.band_gap_class,
                                           magnetic_class=self.magnetic_class)
         model, codec, payload = load_model(self.checkpoint or get_settings().checkpoint)
-        sampler = SamplerSettings(sampler=self.sampler, steps=self.steps, guidance=self.guidance, eta=self.eta)
+        sampler = SamplerSettings(sampler=self.sampler, steps=self.steps, guidance=self.guidance, eta=self.eta,
+                                   repulsion_ratio=self.repulsion)
         crystals = generate(model, codec, payload, conditions, self.n, self.seed, sampler)
         return [CandidateDoc.from_generated(crystal) for crystal in crystals]

@@ -8,6 +8,7 @@ the data range, and the decoder clusters points periodically, so an atom whose c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -72,6 +73,10 @@ def standard_normal(shape, generator=None) -> torch.Tensor:
     return torch.randn(shape, generator=generator)
 
 
+# adjusts the predicted clean sample (B, 9, n) at step t; see pccd_flows.model.repulsion
+X0Correction = Callable[[torch.Tensor, int], torch.Tensor]
+
+
 class GaussianDiffusion:
     def __init__(self, timesteps: int = 1000):
         self.timesteps = timesteps
@@ -103,20 +108,24 @@ class GaussianDiffusion:
         conditional, unconditional = eps.chunk(2)
         return unconditional + guidance * (conditional - unconditional)
 
-    def _x0(self, x, eps, t: int) -> torch.Tensor:
+    def _x0(self, x, eps, t: int, correction: X0Correction | None = None) -> torch.Tensor:
         ab = self.alpha_bar[t - 1]
-        return ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1.0, 1.0)
+        x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1.0, 1.0)
+        return correction(x0, t) if correction is not None else x0
 
     @torch.no_grad()
     def ddpm_sample(self, model, x: torch.Tensor, conditions: Conditions, guidance: float = 1.0,
                     start_step: int | None = None, generator: torch.Generator | None = None,
-                    progress=None) -> torch.Tensor:
-        """The paper's ancestral sampler (eq. 6) from ``start_step`` (default T) down to 1."""
+                    progress=None, x0_correction: X0Correction | None = None) -> torch.Tensor:
+        """The paper's ancestral sampler (eq. 6) from ``start_step`` (default T) down to 1.
+
+        ``x0_correction(x0, t)`` may adjust each step's predicted clean sample (overlap repulsion).
+        """
         for t in range(start_step or self.timesteps, 0, -1):
             eps = self.predict_noise(model, x, t, conditions, guidance)
             beta, alpha, ab = self.betas[t - 1], self.alphas[t - 1], self.alpha_bar[t - 1]
             ab_prev = self.alpha_bar[t - 2] if t > 1 else torch.tensor(1.0)
-            x0 = self._x0(x, eps, t)
+            x0 = self._x0(x, eps, t, x0_correction)
             # posterior mean written with the clipped x0 (equivalent to eq. 5 without clipping)
             mean = (ab_prev.sqrt() * beta / (1 - ab)) * x0 + (alpha.sqrt() * (1 - ab_prev) / (1 - ab)) * x
             if t > 1:
@@ -136,12 +145,15 @@ class GaussianDiffusion:
     @torch.no_grad()
     def ddim_sample(self, model, x: torch.Tensor, conditions: Conditions, steps: int = 50, guidance: float = 1.0,
                     start_step: int | None = None, eta: float = 0.0, generator: torch.Generator | None = None,
-                    progress=None) -> torch.Tensor:
-        """DDIM (Song et al. 2021): deterministic for eta = 0, in ``steps`` network evaluations."""
+                    progress=None, x0_correction: X0Correction | None = None) -> torch.Tensor:
+        """DDIM (Song et al. 2021): deterministic for eta = 0, in ``steps`` network evaluations.
+
+        ``x0_correction(x0, t)`` may adjust each step's predicted clean sample (overlap repulsion).
+        """
         schedule = self.ddim_schedule(steps, start_step)
         for index, t in enumerate(schedule):
             eps = self.predict_noise(model, x, t, conditions, guidance)
-            x0 = self._x0(x, eps, t)
+            x0 = self._x0(x, eps, t, x0_correction)
             ab = self.alpha_bar[t - 1]
             eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()  # consistent with the clipped x0
             if progress is not None:

@@ -11,12 +11,18 @@ from pydantic import BaseModel, Field, field_validator
 from pymatgen.core import Structure
 
 from pccd_flows.codec.decode import decode_tensor
-from pccd_flows.codec.encode import slot_elements
+from pccd_flows.codec.encode import DEFAULT_CODEC, slot_elements
 from pccd_flows.codec.errors import CodecError
 from pccd_flows.codec.settings import CodecSettings
 from pccd_flows.model.conditions import BandGapClass, MagneticClass, element_tokens
-from pccd_flows.model.diffusion import Conditions, GaussianDiffusion, from_features
-from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
+from pccd_flows.model.diffusion import Conditions, GaussianDiffusion, X0Correction, from_features
+from pccd_flows.model.repulsion import repel_overlapping_points, slot_radii
+from pccd_flows.settings import (
+    DEFAULT_REPULSION_BELOW_STEP,
+    DEFAULT_REPULSION_RATIO,
+    DEFAULT_SAMPLER_ETA,
+    DEFAULT_SAMPLER_STEPS,
+)
 
 
 class SamplerSettings(BaseModel):
@@ -26,7 +32,28 @@ class SamplerSettings(BaseModel):
     eta: float = Field(
         DEFAULT_SAMPLER_ETA, ge=0, description="DDIM stochasticity: 0 is deterministic DDIM; 1 (default) adds the ancestral "
         "sampler's noise at every step, which gave fewer overlapping atoms (docs/model-card.md).")
+    repulsion_ratio: float = Field(
+        DEFAULT_REPULSION_RATIO, ge=0, description="Overlap repulsion: during the last steps, points of different "
+        "elements closer than this fraction of the sum of their covalent radii are pushed apart (0 = off; "
+        "pccd_flows.model.repulsion).")
+    repulsion_below_step: int = Field(
+        DEFAULT_REPULSION_BELOW_STEP, ge=0, description="Overlap repulsion acts at diffusion steps t <= this (of T).")
+    repulsion_iterations: int = Field(5, ge=0, description="Push iterations per denoising step.")
     batch_size: int = Field(256, ge=1)
+
+    def x0_correction(self, element_tokens: torch.Tensor, codec: CodecSettings) -> X0Correction | None:
+        """The overlap repulsion for a batch of conditions, or None where it is off."""
+        if self.repulsion_ratio <= 0 or self.repulsion_iterations <= 0 or self.repulsion_below_step <= 0:
+            return None
+        radii, holds_element = slot_radii(element_tokens)
+
+        def correct(x0: torch.Tensor, t: int) -> torch.Tensor:
+            if t > self.repulsion_below_step:
+                return x0
+            return repel_overlapping_points(x0, radii, holds_element, codec, self.repulsion_ratio,
+                                            self.repulsion_iterations)
+
+        return correct
 
     def network_evaluations(self, timesteps: int) -> int:
         """Denoising steps per sample (each one or two network calls, with guidance)."""
@@ -81,8 +108,12 @@ def _condition_tensors(conditions: Sequence[GenerationConditions]) -> Conditions
 
 
 def sample_tensors(model, conditions: Sequence[GenerationConditions], seed: int, sampler: SamplerSettings,
-                   start_index: int = 0, progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Sample one codec tensor (3, n_points, 3) per entry of ``conditions``; sample i uses noise (seed, index i)."""
+                   start_index: int = 0, progress: Callable[[int], None] | None = None,
+                   codec: CodecSettings = DEFAULT_CODEC) -> np.ndarray:
+    """Sample one codec tensor (3, n_points, 3) per entry of ``conditions``; sample i uses noise (seed, index i).
+
+    ``codec`` says how the lattice is read from a sample, for the overlap repulsion.
+    """
     config = model.config
     diffusion = GaussianDiffusion(config.timesteps)
     batches = []
@@ -95,12 +126,14 @@ def sample_tensors(model, conditions: Sequence[GenerationConditions], seed: int,
         generator = [torch.Generator().manual_seed(int(np.random.SeedSequence([seed, first + i, 7]).generate_state(1)[0]))
                      for i in range(size)]
         tick = (lambda size=size: progress(size)) if progress is not None else None
+        batch_conditions = _condition_tensors(batch)
+        correction = sampler.x0_correction(batch_conditions.elements, codec)
         if sampler.sampler == "ddpm":
-            x = diffusion.ddpm_sample(model, x, _condition_tensors(batch), sampler.guidance, generator=generator,
-                                      progress=tick)
+            x = diffusion.ddpm_sample(model, x, batch_conditions, sampler.guidance, generator=generator,
+                                      progress=tick, x0_correction=correction)
         else:
-            x = diffusion.ddim_sample(model, x, _condition_tensors(batch), sampler.steps, sampler.guidance,
-                                      eta=sampler.eta, generator=generator, progress=tick)
+            x = diffusion.ddim_sample(model, x, batch_conditions, sampler.steps, sampler.guidance,
+                                      eta=sampler.eta, generator=generator, progress=tick, x0_correction=correction)
         batches.append(from_features(x).numpy())
     return np.concatenate(batches)
 
@@ -126,7 +159,7 @@ def generate(model, codec: CodecSettings, checkpoint: dict, conditions: Generati
     """Generate and decode ``n`` crystals for one set of conditions."""
     sampler = sampler or SamplerSettings()
     requests = [conditions] * n
-    tensors = sample_tensors(model, requests, seed, sampler, progress=progress)
+    tensors = sample_tensors(model, requests, seed, sampler, progress=progress, codec=codec)
 
     def provenance(index: int) -> Provenance:
         return Provenance(checkpoint_sha256=checkpoint["sha256"], checkpoint_path=checkpoint.get("path"),

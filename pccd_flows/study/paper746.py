@@ -9,6 +9,7 @@ or Sn, and binary oxides of all of them.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import warnings
@@ -21,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from pccd_flows.schemas.candidate import CandidateDoc
-from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
+from pccd_flows.settings import DEFAULT_REPULSION_RATIO, DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 ALKALINE_EARTHS = ("Mg", "Ca", "Sr", "Ba")
 RARE_EARTHS = ("Sc", "Y", "La", "Ce", "Nd", "Sm", "Gd")
@@ -54,6 +55,7 @@ class StudySpec(BaseModel):
     checkpoint: str | None = None
     sampler_steps: int = DEFAULT_SAMPLER_STEPS
     sampler_eta: float = DEFAULT_SAMPLER_ETA
+    sampler_repulsion: float = DEFAULT_REPULSION_RATIO
     # The paper's "initial screening" is not described. Ours keeps what a chemist would relax: no atoms closer
     # than 0.6 of their covalent radii (fewer than 0.01% of MP's pairs are) and a charge balance with ICSD
     # oxidation states. In the first full run (docs/study), which screened for neither, the 50 of 746 candidates
@@ -61,6 +63,11 @@ class StudySpec(BaseModel):
     min_covalent_ratio: float | None = Field(0.6, description="Reject atoms closer than this fraction of the sum "
                                                                "of their covalent radii.")
     require_icsd_oxidation_states: bool = True
+
+    def sampler_settings(self):
+        from pccd_flows.model.generate import SamplerSettings
+
+        return SamplerSettings(steps=self.sampler_steps, eta=self.sampler_eta, repulsion_ratio=self.sampler_repulsion)
 
     def chemical_systems(self) -> list[str]:
         if self.systems:
@@ -102,12 +109,16 @@ def progress_path(spec: StudySpec, store_dir: Path) -> Path:
 EXECUTION_FIELDS = {"target", "relax_chunk", "relax_workers"}
 # how candidates are relaxed: free to change only while none has been relaxed
 RELAX_FIELDS = {"relax_steps", "relax_fmax"}
+# what a field meant in progress records written before it existed (the behaviour of that time)
+FIELDS_ADDED_LATER = {"sampler_repulsion": 0.0}
 
 
 def load_progress(spec: StudySpec, store_dir: Path, resume: bool) -> StudyProgress:
     path = progress_path(spec, store_dir)
     if resume and path.is_file():
-        previous = StudyProgress.model_validate_json(path.read_text())
+        recorded = json.loads(path.read_text())
+        recorded["spec"] = {**FIELDS_ADDED_LATER, **recorded["spec"]}
+        previous = StudyProgress.model_validate(recorded)
         nothing_relaxed = previous.relaxed == 0 and not previous.submitted
         free = EXECUTION_FIELDS | (RELAX_FIELDS if nothing_relaxed else set())
         before = previous.spec.model_dump(exclude=free)
@@ -218,12 +229,12 @@ def generate_and_prefilter(candidates, spec: StudySpec, loaded_model, system: st
     earlier candidates of that system (not yet stored: the caller decides what to keep)."""
     from pccd_flows.evaluation.novelty import known_structure_index
     from pccd_flows.makers.prefilter import prefilter
-    from pccd_flows.model.generate import GenerationConditions, SamplerSettings, generate
+    from pccd_flows.model.generate import GenerationConditions, generate
 
     model, codec, payload = loaded_model
     conditions = GenerationConditions(elements=tuple(system.split("-")))
     docs = [CandidateDoc.from_generated(c).model_copy(update=tags)
-            for c in generate(model, codec, payload, conditions, n, seed, SamplerSettings(steps=spec.sampler_steps, eta=spec.sampler_eta))]
+            for c in generate(model, codec, payload, conditions, n, seed, spec.sampler_settings())]
     ids = {doc.candidate_id for doc in docs}
     known = [d for d in candidates.find({"chemsys": system}) if d.candidate_id not in ids]
     with warnings.catch_warnings():  # pymatgen warns for every noble gas it meets in SMACT's tables

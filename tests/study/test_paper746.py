@@ -71,3 +71,19 @@ def test_paper_pools_put_the_case_studies_first_and_draw_the_rest_reproducibly()
     assert systems[:3] == ["Ca-O-Sn", "Cd-Mg-O", "Mg-O-Sc"] and len(systems) == 36 == len(set(systems))
     assert all("O" in s.split("-") for s in systems)
     assert systems == StudySpec().chemical_systems() != StudySpec(seed=1).chemical_systems()
+
+
+def test_a_progress_record_from_before_the_repulsion_resumes_only_without_it(tmp_path):
+    """Runs recorded before the sampler's overlap repulsion existed sampled without it: resuming them with the new
+    default would mix two samplers in one study."""
+    from pccd_flows.study.paper746 import StudyProgress, progress_path, save_progress
+
+    old = StudySpec(name="old", sampler_repulsion=0.0)
+    save_progress(StudyProgress(spec=old, batches_done=7), tmp_path)
+    path = progress_path(old, tmp_path)
+    record = json.loads(path.read_text())
+    del record["spec"]["sampler_repulsion"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="sampler_repulsion"):
+        load_progress(StudySpec(name="old"), tmp_path, resume=True)
+    assert load_progress(old, tmp_path, resume=True).batches_done == 7
