@@ -244,7 +244,10 @@ def generate_and_prefilter(candidates, spec: StudySpec, loaded_model, system: st
 
 
 def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
-    passed = candidates.count({"study": spec.name, "prefilter.passed": True})
+    def passed_in_store(**query) -> int:
+        return candidates.count({"study": spec.name, "prefilter.passed": True, **query})
+
+    passed = passed_in_store()
     if passed >= spec.target:
         checkpoint_progress(screened=passed)
         return
@@ -257,7 +260,9 @@ def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
         system = systems[batch % len(systems)]
         judged = generate_and_prefilter(candidates, spec, loaded_model, system, spec.per_batch,
                                         spec.seed * 1_000_003 + batch, {"study": spec.name, "study_batch": batch})
-        room = spec.target - passed
+        # counted from the store, without this batch: an interruption after storing a batch but before recording
+        # it regenerates the same candidates, which must not count twice
+        room = spec.target - passed_in_store(study_batch={"$ne": batch})
         kept = []
         for doc in judged:  # exactly the target: candidates past it are kept, marked as over the target
             if doc.prefilter.passed and room <= 0:
@@ -267,7 +272,7 @@ def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
                 room -= 1
             kept.append(doc)
         candidates.upsert(kept)
-        passed = spec.target - max(room, 0)
+        passed = passed_in_store()
         batch += 1
         checkpoint_progress(batches_done=batch, screened=passed)
         log(f"batch {batch} ({system}): {sum(d.prefilter.passed for d in kept)} of {len(kept)} passed; "

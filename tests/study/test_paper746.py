@@ -87,3 +87,24 @@ def test_a_progress_record_from_before_the_repulsion_resumes_only_without_it(tmp
     with pytest.raises(ValueError, match="sampler_repulsion"):
         load_progress(StudySpec(name="old"), tmp_path, resume=True)
     assert load_progress(old, tmp_path, resume=True).batches_done == 7
+
+
+def test_a_batch_stored_but_not_recorded_counts_once_after_resuming(mg_o_environment):
+    """Interrupted after a batch is in the store but before the progress record says so, the resumed run
+    regenerates that batch (the same candidates) and must not count its passes twice: exactly the target passes."""
+    spec = SPEC.model_copy(update={"name": "mini-screen", "target": 4})
+
+    class InterruptedAfterFirstStore(CandidateStore):
+        def upsert(self, docs):
+            stored = super().upsert(docs)
+            raise Interrupted(stored)
+
+    with pytest.raises(Interrupted):
+        run_study(spec, InterruptedAfterFirstStore(), mg_o_environment.store_dir, relax_here=False)
+    store = CandidateStore()
+    first_batch_passes = store.count({"study": "mini-screen", "prefilter.passed": True})
+    assert first_batch_passes > 0  # otherwise counting twice would go unnoticed
+    assert load_progress(spec, mg_o_environment.store_dir, resume=True).batches_done == 0
+
+    progress = run_study(spec, store, mg_o_environment.store_dir, resume=True, relax_here=False, log=lambda _: None)
+    assert store.count({"study": "mini-screen", "prefilter.passed": True}) == spec.target == progress.screened
