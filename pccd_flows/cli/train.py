@@ -29,6 +29,8 @@ def train_command(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     limit: LimitOption = None,
     log: Annotated[Path | None, typer.Option("--log", help="JSON-lines log (default: next to --out).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto (a CUDA GPU where torch sees one), cpu or cuda.")
+                      ] = "auto",
 ) -> None:
     """Train the conditional DDPM on a data set; resumable, with validation loss and a JSON-lines log."""
     from pccd_flows.model.config import get_preset
@@ -64,7 +66,8 @@ def train_command(
 
         try:
             result = train(dataset, out, config=config, settings=settings, hours=hours, epochs=epochs,
-                           max_steps=max_steps, resume=resume, anneal_lr=anneal_lr, log_path=log, on_step=on_step)
+                           max_steps=max_steps, resume=resume, anneal_lr=anneal_lr, log_path=log, on_step=on_step,
+                           device=device)
         except (CheckpointError, ValueError) as exc:
             fail(str(exc))
     last = result["history"][-1] if result["history"] else {}

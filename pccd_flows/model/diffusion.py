@@ -38,7 +38,7 @@ class Conditions:
 
     def dropped(self, probability: float, generator: torch.Generator | None = None) -> Conditions:
         """Replace whole condition sets by the null one with the given probability (training for guidance)."""
-        drop = torch.rand(self.band_gap.shape[0], generator=generator) < probability
+        drop = torch.rand(self.band_gap.shape[0], generator=generator, device=self.band_gap.device) < probability
         null = self.null()
         return Conditions(
             torch.where(drop[:, None], null.elements, self.elements),
@@ -89,12 +89,12 @@ class GaussianDiffusion:
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (eq. 3); t in 1..T."""
-        ab = self.alpha_bar[t - 1].view(-1, 1, 1)
+        ab = self.alpha_bar.to(x0.device)[t - 1].view(-1, 1, 1)
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
     def loss(self, model, x0: torch.Tensor, conditions: Conditions, generator: torch.Generator | None = None):
-        t = torch.randint(1, self.timesteps + 1, (x0.shape[0],), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
+        t = torch.randint(1, self.timesteps + 1, (x0.shape[0],), generator=generator, device=x0.device)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
         prediction = model(self.q_sample(x0, t, noise), t, conditions.elements, conditions.band_gap,
                            conditions.magnetic)
         return torch.mean((prediction - noise) ** 2)

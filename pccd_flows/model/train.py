@@ -42,24 +42,41 @@ def learning_rate_factor(step: int, progress: float, settings: TrainingSettings,
     return float(warm * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * progress))))
 
 
-def _batch(dataset: EncodedDataset, index: np.ndarray):
-    x0 = to_features(torch.from_numpy(dataset.tensors[index]))
-    conditions = Conditions(
-        torch.from_numpy(dataset.elements[index]),
-        torch.from_numpy(dataset.band_gap[index]),
-        torch.from_numpy(dataset.magnetic[index]),
-    )
-    return x0, conditions
+class _TrainingArrays:
+    """The data set as torch tensors on the training device, copied there once."""
+
+    def __init__(self, dataset: EncodedDataset, device: torch.device):
+        self.device = device
+        self.tensors = torch.from_numpy(dataset.tensors).to(device)
+        self.elements = torch.from_numpy(dataset.elements).to(device)
+        self.band_gap = torch.from_numpy(dataset.band_gap).to(device)
+        self.magnetic = torch.from_numpy(dataset.magnetic).to(device)
+
+    def batch(self, index: np.ndarray):
+        rows = torch.from_numpy(index).to(self.device)
+        conditions = Conditions(self.elements[rows], self.band_gap[rows], self.magnetic[rows])
+        return to_features(self.tensors[rows]), conditions
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` is the GPU where torch sees one, else the CPU; naming a GPU that is not there is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA GPU here")
+    return device
 
 
 @torch.no_grad()
-def validation_loss(model, diffusion: GaussianDiffusion, dataset: EncodedDataset, index: np.ndarray,
+def validation_loss(model, diffusion: GaussianDiffusion, arrays: _TrainingArrays, index: np.ndarray,
                     batch_size: int = 256) -> float:
-    """Loss on fixed validation crystals, timesteps and noise, so that values are comparable across runs."""
-    generator = torch.Generator().manual_seed(1234)
+    """Loss on fixed validation crystals, timesteps and noise, so that values are comparable across runs
+    (on one device: a GPU's random stream differs from the CPU's)."""
+    generator = torch.Generator(device=arrays.device).manual_seed(1234)
     total, count = 0.0, 0
     for start in range(0, len(index), batch_size):
-        x0, conditions = _batch(dataset, index[start : start + batch_size])
+        x0, conditions = arrays.batch(index[start : start + batch_size])
         total += diffusion.loss(model, x0, conditions, generator=generator).item() * len(x0)
         count += len(x0)
     return total / max(count, 1)
@@ -77,19 +94,24 @@ def train(
     anneal_lr: bool = False,
     log_path: str | Path | None = None,
     on_step: Callable[[dict], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """Train (or continue training) and write the checkpoint to ``out``; returns the final checkpoint payload.
 
     The budget is this run's: ``hours`` of wall time, ``epochs`` over the training split, or ``max_steps`` steps,
     whichever ends first. With ``resume`` the checkpoint at ``out`` supplies weights, optimiser, step and history.
     With ``anneal_lr`` the learning rate decays (cosine) over this run's budget: use it for a final run.
+    ``device`` (``cpu``, ``cuda``, ``auto``) is where the model and the data set live during training; the
+    checkpoint is the same either way.
     """
+    device = resolve_device(str(device))
     out = Path(out)
     log_path = Path(log_path) if log_path else out.with_suffix(".log.jsonl")
     previous = load_checkpoint(out) if resume else None
     if previous is not None:
         config = ModelConfig.model_validate(previous["model_config"])
-        settings = TrainingSettings.model_validate(previous.get("training_settings", {}))
+        # settings given for this run (batch size, learning rate) win over those the checkpoint was trained with
+        settings = settings or TrainingSettings.model_validate(previous.get("training_settings", {}))
         if previous["data_sha256"] != dataset.data_sha256:
             raise ValueError(f"{out} was trained on other data (sha256 {previous['data_sha256'][:12]}...)")
     config = config or ModelConfig()
@@ -98,7 +120,7 @@ def train(
         raise ValueError("give a budget: hours, epochs or max_steps")
 
     torch.manual_seed(settings.seed)
-    model = build_model(config)
+    model = build_model(config).to(device)
     ema = copy.deepcopy(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.0)
     step, history, trained_seconds = 0, [], 0.0
@@ -114,7 +136,8 @@ def train(
         rng = np.random.default_rng([settings.seed, step])  # a fresh, reproducible stream for each resumed run
     ema.eval()
     diffusion = GaussianDiffusion(config.timesteps)
-    generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
+    generator = torch.Generator(device=device).manual_seed(settings.seed * 1_000_003 + step)
+    arrays = _TrainingArrays(dataset, device)
 
     validation = dataset.validation_mask()
     train_index = np.flatnonzero(~validation)
@@ -131,8 +154,8 @@ def train(
             "model_config": config.model_dump(),
             "codec_settings": DEFAULT_CODEC.model_dump(),
             "training_settings": settings.model_dump(),
-            "model_state": model.state_dict(),
-            "ema_state": ema.state_dict(),
+            "model_state": {k: v.cpu() for k, v in model.state_dict().items()},
+            "ema_state": {k: v.cpu() for k, v in ema.state_dict().items()},
             "optimizer_state": optimizer.state_dict(),
             "data_sha256": dataset.data_sha256,
             "n_train": int(len(train_index)),
@@ -154,7 +177,7 @@ def train(
                 order, cursor = rng.permutation(train_index), 0
             index = np.sort(order[cursor : cursor + settings.batch_size])
             cursor += settings.batch_size
-            x0, conditions = _batch(dataset, index)
+            x0, conditions = arrays.batch(index)
             conditions = conditions.dropped(config.condition_dropout, generator)
             progress = max(run_steps / budget_steps if np.isfinite(budget_steps) else 0.0,
                            (time.monotonic() - start) / (hours * 3600) if hours else 0.0)
@@ -167,11 +190,10 @@ def train(
             optimizer.step()
             decay = min(settings.ema_decay, (1 + step) / (10 + step))
             with torch.no_grad():
-                for p_ema, p in zip(ema.parameters(), model.parameters()):
-                    p_ema.lerp_(p, 1 - decay)
+                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
             step += 1
             run_steps += 1
-            running_loss += loss.item()
+            running_loss += loss.detach()  # summed on the device: no synchronisation at every step
             window_samples += len(index)
 
             now = time.monotonic()
@@ -182,12 +204,13 @@ def train(
                 record = {
                     "step": step,
                     "epoch": round(step / steps_per_epoch, 3),
-                    "train_loss": running_loss / max(1, window_samples / settings.batch_size),
-                    "val_loss": validation_loss(ema, diffusion, dataset, val_index),
+                    "train_loss": float(running_loss) / max(1, window_samples / settings.batch_size),
+                    "val_loss": validation_loss(ema, diffusion, arrays, val_index),
                     "samples_per_s": window_samples / max(elapsed, 1e-9),
                     "lr": float(optimizer.param_groups[0]["lr"]),
                     "trained_hours": trained_seconds / 3600,
                     "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "device": device.type,
                 }
                 history.append(record)
                 log.write(json.dumps(record) + "\n")

@@ -105,8 +105,9 @@ def progress_path(spec: StudySpec, store_dir: Path) -> Path:
     return Path(store_dir) / "studies" / f"{spec.name}.json"
 
 
-# how the work is spread over processes: free to change between resumes
-EXECUTION_FIELDS = {"target", "relax_chunk", "relax_workers"}
+# free to change between resumes: how the work is spread over processes, and where the checkpoint lies (the
+# candidates' provenance pins the model itself, see _check_same_checkpoint)
+EXECUTION_FIELDS = {"target", "relax_chunk", "relax_workers", "checkpoint"}  # the model: by its sha256
 # how candidates are relaxed: free to change only while none has been relaxed
 RELAX_FIELDS = {"relax_steps", "relax_fmax"}
 # what a field meant in progress records written before it existed (the behaviour of that time)
@@ -243,6 +244,17 @@ def generate_and_prefilter(candidates, spec: StudySpec, loaded_model, system: st
                          require_icsd_oxidation_states=spec.require_icsd_oxidation_states)
 
 
+def _check_same_checkpoint(spec: StudySpec, candidates, checkpoint: dict) -> None:
+    """A study's candidates all come from one checkpoint: resuming after the default checkpoint changed (a new
+    release) must not mix two models in one distribution."""
+    earlier = list(candidates.find({"study": spec.name}, limit=1))
+    if earlier and earlier[0].provenance.checkpoint_sha256 != checkpoint["sha256"]:
+        raise ValueError(
+            f"study {spec.name!r} was generated with checkpoint {earlier[0].provenance.checkpoint_sha256[:12]}, "
+            f"not {checkpoint['sha256'][:12]} ({checkpoint.get('path')}): resume it with --checkpoint pointing "
+            "at that file, or start another --name")
+
+
 def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
     def passed_in_store(**query) -> int:
         return candidates.count({"study": spec.name, "prefilter.passed": True, **query})
@@ -253,6 +265,7 @@ def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
         return
     systems = spec.chemical_systems()
     loaded_model = load_study_model(spec)
+    _check_same_checkpoint(spec, candidates, loaded_model[2])
     batch = progress.batches_done
     while passed < spec.target:
         if batch >= spec.max_batches:

@@ -108,3 +108,26 @@ def test_a_batch_stored_but_not_recorded_counts_once_after_resuming(mg_o_environ
 
     progress = run_study(spec, store, mg_o_environment.store_dir, resume=True, relax_here=False, log=lambda _: None)
     assert store.count({"study": "mini-screen", "prefilter.passed": True}) == spec.target == progress.screened
+
+
+def test_a_study_resumes_only_with_the_checkpoint_its_candidates_came_from(mg_o_environment, tmp_path):
+    """A new release of the shipped checkpoint must not slip into a study begun with the old one."""
+    from pccd_flows.model.checkpoint import load_checkpoint, save_checkpoint
+    from pccd_flows.settings import get_settings
+
+    shipped = get_settings().checkpoint
+    payload = load_checkpoint(shipped)
+    other = tmp_path / "retrained.pt"
+    save_checkpoint(other, {**{k: v for k, v in payload.items() if k not in ("sha256", "path")},
+                            "history": [*payload["history"], {"step": payload["step"] + 1}]})
+    spec = SPEC.model_copy(update={"name": "mini-ckpt", "target": 1})
+    run_study(spec, CandidateStore(), mg_o_environment.store_dir, relax_here=False, log=lambda _: None)
+
+    more = spec.model_copy(update={"target": 2, "checkpoint": str(other)})
+    with pytest.raises(ValueError, match="generated with checkpoint"):
+        run_study(more, CandidateStore(), mg_o_environment.store_dir, resume=True, relax_here=False)
+    copy = tmp_path / "same-weights-elsewhere.pt"
+    copy.write_bytes(shipped.read_bytes())  # the same file at another path resumes
+    progress = run_study(more.model_copy(update={"checkpoint": str(copy)}), CandidateStore(),
+                         mg_o_environment.store_dir, resume=True, relax_here=False, log=lambda _: None)
+    assert progress.screened == 2
