@@ -129,3 +129,22 @@ def test_annealed_run_decays_the_learning_rate_and_stays_loadable(tiny_checkpoin
     result = train(small_dataset, path, resume=True, max_steps=4, anneal_lr=True)
     assert result["history"][-1]["lr"] < 0.5 * result["training_settings"]["learning_rate"]
     load_checkpoint(path)  # safe (weights-only) loading: no numpy scalars in the history or optimiser state
+
+
+def test_a_resumed_run_takes_this_runs_batch_size_and_a_missing_gpu_is_a_clear_error(tiny_checkpoint, tmp_path,
+                                                                                      small_dataset):
+    import shutil
+
+    from pccd_flows.model.train import TrainingSettings, resolve_device, train
+
+    path = tmp_path / "resumed.pt"
+    shutil.copy(tiny_checkpoint, path)
+    stored = load_checkpoint(path)["training_settings"]["batch_size"]
+    result = train(small_dataset, path, settings=TrainingSettings(batch_size=stored + 3), resume=True, max_steps=1,
+                   device="auto")
+    assert result["training_settings"]["batch_size"] == stored + 3
+    assert result["history"][-1]["device"] == resolve_device("auto").type
+    assert all(v.device.type == "cpu" for v in result["ema_state"].values())  # loadable anywhere
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            train(small_dataset, path, resume=True, max_steps=1, device="cuda")
