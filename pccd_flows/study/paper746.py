@@ -107,7 +107,7 @@ def progress_path(spec: StudySpec, store_dir: Path) -> Path:
 
 # free to change between resumes: how the work is spread over processes, and where the checkpoint lies (the
 # candidates' provenance pins the model itself, see _check_same_checkpoint)
-EXECUTION_FIELDS = {"target", "relax_chunk", "relax_workers", "checkpoint"}  # the model: by its sha256
+EXECUTION_FIELDS = {"target", "relax_chunk", "relax_workers", "checkpoint"}
 # how candidates are relaxed: free to change only while none has been relaxed
 RELAX_FIELDS = {"relax_steps", "relax_fmax"}
 # what a field meant in progress records written before it existed (the behaviour of that time)
