@@ -48,6 +48,9 @@ def followup_command(
     stability_check: Annotated[bool, typer.Option(
         "--stability-check/--no-stability-check",
         help="Recompute the decomposition products with GPAW at the same settings (store candidates only).")] = True,
+    relax_with: Annotated[str | None, typer.Option(
+        "--relax-with", help="chgnet or sevennet: the force field relaxes and GPAW computes only the bands at that "
+                             "geometry (no DFT stability check). Default: the DFT engine relaxes.")] = None,
     ecut: Annotated[float, typer.Option("--ecut", min=100, help="GPAW plane-wave cutoff (eV).")] = 800.0,
     kpoint_density: Annotated[float, typer.Option("--kpoint-density", min=0.5, help="GPAW k-points per 1/A.")] = 2.5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
@@ -75,7 +78,7 @@ def followup_command(
         structure = doc.final_structure()
         if structure is None:
             fail(f"candidate {candidate_id} has no structure ({doc.decode_error or doc.prefilter.reject_reason})")
-        if stability_check and dft == "gpaw" and doc.stability is not None:
+        if stability_check and dft == "gpaw" and relax_with in (None, "gpaw") and doc.stability is not None:
             from pccd_flows.stability.products import decomposition_products
             from pccd_flows.stability.references import ReferenceError
 
@@ -88,9 +91,12 @@ def followup_command(
             structure = Structure.from_file(cif)
         except Exception as exc:  # noqa: BLE001 - any unreadable file
             fail(f"cannot read {cif}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
-    maker = FollowUpFlowMaker(dft=dft, phonons=phonons, category=None,
+    maker = FollowUpFlowMaker(dft=dft, phonons=phonons, category=None, relax_with=_engine(relax_with),
                               gpaw_settings=GpawSettings(ecut=ecut, kpoint_density=kpoint_density))
-    flow = maker.make(structure, candidate_id, products)
+    try:
+        flow = maker.make(structure, candidate_id, products)
+    except ValueError as exc:
+        fail(str(exc))
     if write_workflow is not None:
         from jobflow.managers.fireworks import flow_to_workflow
 

@@ -23,6 +23,9 @@ class FollowUpFlowMaker(Maker):
 
     ``dft``: ``gpaw`` (runs here), ``vasp`` (atomate2's MP GGA double relaxation and band structure, for HPC) or
     ``None`` (phonons only). ``phonons``: ``chgnet`` (fast default), ``sevennet``, ``gpaw``, ``vasp`` or ``None``.
+    ``relax_with``: ``None`` relaxes with the DFT engine; a force field (``chgnet``, ``sevennet``) relaxes instead
+    (cell and positions, symmetry kept, ``force_field_fmax``) and GPAW computes the band structure at that geometry
+    - hours of GPAW relaxation saved on a laptop for low-symmetry cells, at the price of a force-field geometry.
     ``products`` given to :meth:`make` (decomposition products with their structures) add the DFT stability check:
     each product relaxed with the same GPAW settings, and the candidate's energy compared with theirs.
     """
@@ -32,6 +35,8 @@ class FollowUpFlowMaker(Maker):
     phonons: str | None = "chgnet"
     gpaw_settings: GpawSettings = field(default_factory=GpawSettings)
     phonon_settings: PhononSettings = field(default_factory=PhononSettings)
+    relax_with: str | None = None
+    force_field_fmax: float = 0.01
     category: str | None = RELAX_CATEGORY
     store: Store | None = None
 
@@ -41,13 +46,20 @@ class FollowUpFlowMaker(Maker):
             raise ValueError(f"unknown DFT engine {self.dft!r}: choose gpaw, vasp or none")
         if self.dft is None and self.phonons is None:
             raise ValueError("nothing to follow up: choose a DFT engine, a phonon engine, or both")
+        force_field = self.relaxes_with_force_field
+        if force_field and products:
+            raise ValueError("the DFT stability check compares DFT-relaxed energies: it needs relax_with=None")
         structure = symmetrized_primitive(structure)
         jobs, relaxed, outputs = [], structure, {}
         if self.dft == "gpaw":
             from pccd_flows.followup.gpaw import GpawRelaxMaker, gpaw_band_structure
 
-            relax = GpawRelaxMaker(settings=self.gpaw_settings).make(structure)
-            relax.name = f"gpaw relax {structure.composition.reduced_formula}"
+            if force_field:
+                relax = self._force_field_relax_maker().make(structure)
+                relax.name = f"{self.relax_with} relax {structure.composition.reduced_formula}"
+            else:
+                relax = GpawRelaxMaker(settings=self.gpaw_settings).make(structure)
+                relax.name = f"gpaw relax {structure.composition.reduced_formula}"
             bands = gpaw_band_structure(relax.output.structure, self.gpaw_settings)
             bands.name = f"gpaw bands {structure.composition.reduced_formula}"
             jobs += [relax, bands]
@@ -69,19 +81,40 @@ class FollowUpFlowMaker(Maker):
             outputs.update(relaxed=relaxed, energy=relax.output.output.energy, bands=bands.output["line"])
         if self.phonons is not None:
             # the same code relaxed it already: phonons on that structure, without a second relaxation
-            dft_relaxed = self.dft is not None and self.phonons == self.dft
-            settings = replace(self.phonon_settings, relax=False) if dft_relaxed else self.phonon_settings
+            relaxed_by_phonon_engine = self.dft is not None and self.phonons == (self.relax_with or self.dft)
+            settings = replace(self.phonon_settings, relax=False) if relaxed_by_phonon_engine else self.phonon_settings
             phonon_flow = phonon_maker(self.phonons, settings, self.gpaw_settings).make(relaxed)
             phonon_flow.name = f"{self.phonons} phonons {structure.composition.reduced_formula}"
             jobs.append(phonon_flow)
             outputs["phonons"] = phonon_flow.output
-        record = record_follow_up(candidate_id, outputs, self.dft, self.phonons, self._settings(), self.store)
+        record = record_follow_up(candidate_id, outputs, self.dft, self.phonons, self.settings_record(), self.store,
+                                  relax_engine=(self.relax_with or self.dft) if self.dft else None)
         record.config.on_missing_references = OnMissing.NONE  # a failed phonon run must not lose the band gap
         jobs.append(record)
         flow = Flow(jobs, output=record.output, name=f"{self.name} {structure.composition.reduced_formula}")
         if self.category:
             flow.update_config({"manager_config": {"_category": self.category}})
         return flow
+
+    @property
+    def relaxes_with_force_field(self) -> bool:
+        from pccd_flows.stability.engines import FORCE_FIELDS
+
+        if self.relax_with is None or self.relax_with == self.dft:
+            return False
+        if self.relax_with not in FORCE_FIELDS:
+            raise ValueError(f"relax_with must be the DFT engine or a force field ({', '.join(FORCE_FIELDS)}), "
+                             f"not {self.relax_with!r}")
+        if self.dft != "gpaw":
+            raise ValueError("a force-field relaxation before DFT bands is offered for GPAW only (VASP relaxes on HPC)")
+        return True
+
+    def _force_field_relax_maker(self):
+        from pccd_flows.stability.engines import RelaxSettings, force_field_maker
+
+        maker = force_field_maker(self.relax_with, RelaxSettings(steps=2000, fmax=self.force_field_fmax))
+        maker.fix_symmetry = True
+        return maker
 
     def _stability_check(self, candidate_relax, products: dict[str, tuple[float, Structure]]):
         from pccd_flows.followup.gpaw import GpawRelaxMaker
@@ -100,9 +133,11 @@ class FollowUpFlowMaker(Maker):
         check.config.on_missing_references = OnMissing.NONE
         return Flow([*product_jobs, check], output=check.output, name="gpaw stability check")
 
-    def _settings(self) -> dict:
+    def settings_record(self) -> dict:
         return {"gpaw": self.gpaw_settings.model_dump() if self.dft == "gpaw" or self.phonons == "gpaw" else None,
-                "phonons": vars(self.phonon_settings) if self.phonons else None}
+                "phonons": vars(self.phonon_settings) if self.phonons else None,
+                "relax": {"engine": self.relax_with, "fmax": self.force_field_fmax} if self.relaxes_with_force_field
+                else None}
 
 
 @job
@@ -124,12 +159,13 @@ def dft_energy_above_products(candidate: dict | None, products: dict[str, dict],
 
 @job
 def record_follow_up(candidate_id: str | None, outputs: dict, dft: str | None, phonons: str | None,
-                     settings: dict, store: Store | None = None) -> FollowUpResult:
+                     settings: dict, store: Store | None = None, relax_engine: str | None = None) -> FollowUpResult:
     """Summarise what finished (a missing part is recorded as an error) and update the candidate's document."""
-    result = FollowUpResult(dft_engine=dft, phonon_engine=phonons, settings=settings)
+    relax_engine = relax_engine or dft
+    result = FollowUpResult(dft_engine=dft, phonon_engine=phonons, relax_engine=relax_engine, settings=settings)
     if dft is not None:
         if outputs.get("relaxed") is None:
-            result.errors.append(f"{dft} relaxation failed")
+            result.errors.append(f"{relax_engine} relaxation failed")
         else:
             result.relaxed_structure = _structure(outputs["relaxed"]).as_dict()
             result.energy_per_atom = outputs["energy"] / len(_structure(outputs["relaxed"]))
@@ -190,7 +226,7 @@ class FollowUpCandidatesMaker(Maker):
         flows = []
         for doc in chosen:
             products = None
-            if self.check_stability and self.follow_up.dft == "gpaw":
+            if self.check_stability and self.follow_up.dft == "gpaw" and not self.follow_up.relaxes_with_force_field:
                 from pccd_flows.stability.products import decomposition_products
 
                 products = decomposition_products(doc)

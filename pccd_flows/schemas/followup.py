@@ -42,10 +42,14 @@ class DftStabilityResult(BaseModel):
 
 
 class FollowUpResult(BaseModel):
-    dft_engine: str | None = Field(None, description="Relaxation and band structure: gpaw, vasp, or none.")
+    dft_engine: str | None = Field(None, description="Band structure (and relaxation unless relax_engine differs): "
+                                                     "gpaw, vasp, or none.")
     phonon_engine: str | None = None
+    relax_engine: str | None = Field(None, description="What relaxed the structure: the DFT engine, or a force field "
+                                                       "(chgnet) where GPAW computed only the bands.")
     relaxed_structure: StructureDict = None
-    energy_per_atom: float | None = Field(None, description="DFT total energy per atom (eV, uncorrected).")
+    energy_per_atom: float | None = Field(None, description="Total energy per atom of the relax_engine (eV, "
+                                                            "uncorrected).")
     bands: BandGapSummary | None = None
     phonons: PhononSummary | None = None
     dft_stability: DftStabilityResult | None = None
@@ -62,5 +66,6 @@ class FollowUpResult(BaseModel):
             "min_frequency_thz": self.phonons.min_frequency_thz if self.phonons else None,
             "dft_e_above_hull": self.dft_stability.e_above_hull if self.dft_stability else None,
             "engine": self.dft_engine,
+            "relax_engine": self.relax_engine,
             "phonon_engine": self.phonon_engine,
         }

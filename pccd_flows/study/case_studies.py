@@ -64,18 +64,27 @@ def run_case_studies(candidates, spec: StudySpec, out_dir: Path, follow_up_maker
         if doc is None:
             rows.append({"formula": formula, "error": f"PCCD produced no valid {formula} in {extra_samples} tries"})
             continue
-        try:
-            products = decomposition_products(doc)
-        except ReferenceError as exc:
-            log(f"{formula}: no DFT stability check ({exc})")
-            products = None
+        products = None
+        if not follow_up_maker.relaxes_with_force_field:
+            try:
+                products = decomposition_products(doc)
+            except ReferenceError as exc:
+                log(f"{formula}: no DFT stability check ({exc})")
         log(f"{formula}: {doc.candidate_id}, CHGNet E_hull {doc.e_above_hull:.3f} eV/atom; follow-up")
         flow = follow_up_maker.make(doc.final_structure(), doc.candidate_id, products)
         summary = run_follow_up_here(flow, doc.final_structure(), doc.candidate_id, out_dir) or {
             "formula": formula, "candidate_id": doc.candidate_id, "errors": ["the follow-up did not finish"]}
         summary.update(chgnet_e_above_hull=doc.e_above_hull, novel=doc.prefilter.novel,
-                       matched_mp_id=doc.prefilter.matched_mp_id, nsites=doc.nsites)
+                       matched_mp_id=doc.prefilter.matched_mp_id, nsites=doc.nsites,
+                       space_group=_space_group(doc.final_structure()), provenance=doc.provenance.model_dump(mode="json"),
+                       settings=follow_up_maker.settings_record())
         (out_dir / f"{formula}.json").write_text(json.dumps(summary, indent=2))
         rows.append(summary)
     (out_dir / "case_studies.json").write_text(json.dumps(rows, indent=2))
     return rows
+
+
+def _space_group(structure) -> str:
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    return SpacegroupAnalyzer(structure, symprec=0.1).get_space_group_symbol()

@@ -3,6 +3,7 @@ decomposition products, the candidate document updated; the VASP variant's input
 
 from __future__ import annotations
 
+import pytest
 from jobflow import Flow, JobStore, run_locally
 from maggma.stores import MemoryStore
 from pymatgen.core import Lattice, Structure
@@ -83,3 +84,33 @@ def test_screening_attaches_follow_ups_that_write_to_its_store(tmp_path):
     attached = follow_up.maker.follow_up.store  # jobflow keeps a copy of the maker
     assert (attached.database_path, attached.collection_name) == (store.database_path, store.collection_name)
     assert follow_up.maker.max_e_above_hull == 0.1
+
+
+def test_a_force_field_relaxation_is_for_gpaw_bands_and_cannot_back_a_dft_stability_check():
+    maker = FollowUpFlowMaker(dft="gpaw", phonons="chgnet", relax_with="chgnet", category=None)
+    with pytest.raises(ValueError, match="DFT-relaxed"):
+        maker.make(ZINC_BLENDE_MGO, "pccd-x", products={"MgO": (1.0, known_phase("MgO"))})
+    names = [job.name for job, _ in maker.make(ZINC_BLENDE_MGO).iterflow()]
+    assert "chgnet relax MgO" in names and not any(n.startswith("gpaw relax") for n in names)
+    # CHGNet relaxed it: the phonon flow must not relax it a second time
+    assert not any("relax" in n for n in names if n not in ("chgnet relax MgO",))
+    with pytest.raises(ValueError, match="force field"):
+        FollowUpFlowMaker(dft="gpaw", relax_with="mace").make(ZINC_BLENDE_MGO)
+    with pytest.raises(ValueError, match="GPAW only"):
+        FollowUpFlowMaker(dft="vasp", relax_with="chgnet").make(ZINC_BLENDE_MGO)
+
+
+def test_gpaw_bands_at_a_chgnet_relaxed_geometry(tmp_path):
+    strained = known_phase("MgO").copy()
+    strained.apply_strain(0.05)
+    maker = FollowUpFlowMaker(dft="gpaw", phonons=None, relax_with="chgnet", category=None,
+                              gpaw_settings=GpawSettings(ecut=400, kpoint_density=2.0, band_kpoint_density=3))
+    flow = maker.make(strained)
+    responses = run_locally(flow, store=memory_job_store(), create_folders=True, root_dir=tmp_path, log=False)
+    result = responses[flow.jobs[-1].uuid][1].output
+    assert result.errors == [] and result.relax_engine == "chgnet" and result.dft_engine == "gpaw"
+    relaxed = Structure.from_dict(result.relaxed_structure)
+    # CHGNet undid the 5% strain (MP's PBE cell: a = 4.26 A conventional, 3.01 A primitive)
+    assert 2.95 < relaxed.lattice.a < 3.07
+    assert 4.0 < result.bands.band_gap < 5.0 and result.bands.is_gap_direct
+    assert result.settings["relax"] == {"engine": "chgnet", "fmax": 0.01} and result.settings["gpaw"]["ecut"] == 400
