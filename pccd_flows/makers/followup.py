@@ -36,7 +36,8 @@ class FollowUpFlowMaker(Maker):
     gpaw_settings: GpawSettings = field(default_factory=GpawSettings)
     phonon_settings: PhononSettings = field(default_factory=PhononSettings)
     relax_with: str | None = None
-    force_field_fmax: float = 0.01
+    # the phonons skip their own pre-relaxation after this one, so it is as tight as that (1e-3 eV/A)
+    force_field_fmax: float = 1e-3
     category: str | None = RELAX_CATEGORY
     store: Store | None = None
 

@@ -62,7 +62,11 @@ def run_case_studies(candidates, spec: StudySpec, out_dir: Path, follow_up_maker
     for formula in formulas or list(CASE_STUDY_SYSTEMS):
         doc = best_candidate(candidates, spec, formula, extra_samples, log)
         if doc is None:
-            rows.append({"formula": formula, "error": f"PCCD produced no valid {formula} in {extra_samples} tries"})
+            row = {"formula": formula, "error": f"no {formula} among the study's screened candidates nor among "
+                                                f"{extra_samples} more {CASE_STUDY_SYSTEMS[formula]} crystals"}
+            (out_dir / f"{formula}.json").write_text(json.dumps(row, indent=2))
+            rows.append(row)
+            log(row["error"])
             continue
         products = None
         if not follow_up_maker.relaxes_with_force_field:
@@ -80,7 +84,9 @@ def run_case_studies(candidates, spec: StudySpec, out_dir: Path, follow_up_maker
                        settings=follow_up_maker.settings_record())
         (out_dir / f"{formula}.json").write_text(json.dumps(summary, indent=2))
         rows.append(summary)
-    (out_dir / "case_studies.json").write_text(json.dumps(rows, indent=2))
+    # a rerun for one formula keeps the others' results in the combined file
+    combined = [json.loads(path.read_text()) for f in CASE_STUDY_SYSTEMS if (path := out_dir / f"{f}.json").is_file()]
+    (out_dir / "case_studies.json").write_text(json.dumps(combined, indent=2))
     return rows
 
 

@@ -113,4 +113,4 @@ def test_gpaw_bands_at_a_chgnet_relaxed_geometry(tmp_path):
     # CHGNet undid the 5% strain (MP's PBE cell: a = 4.26 A conventional, 3.01 A primitive)
     assert 2.95 < relaxed.lattice.a < 3.07
     assert 4.0 < result.bands.band_gap < 5.0 and result.bands.is_gap_direct
-    assert result.settings["relax"] == {"engine": "chgnet", "fmax": 0.01} and result.settings["gpaw"]["ecut"] == 400
+    assert result.settings["relax"] == {"engine": "chgnet", "fmax": 0.001} and result.settings["gpaw"]["ecut"] == 400
