@@ -49,7 +49,8 @@ class GpawSettings(BaseModel, frozen=True):
     smearing: float = Field(0.05, description="Fermi-Dirac width (eV).")
     band_kpoint_density: int = Field(6, description="Points per reciprocal A along the band-structure path.")
     extra_bands: int = Field(8, description="Empty bands computed above the valence for the band structure.")
-    # GPAW's default (4e-8, for total energies) took ~25 non-SCF iterations of 20 s each for a 14-atom P1 cell
+    # looser than GPAW's default (4e-8, set for total energies): a non-SCF iteration of a 14-atom P1 cell cost
+    # 10-20 s here and converging Ca2SnO4 to 1e-6 took 29 of them
     band_eigenstates: float = Field(1e-6, description="Eigenstate convergence of the non-SCF band run "
                                                       "(eV^2 per valence electron).")
 
