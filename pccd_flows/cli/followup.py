@@ -67,6 +67,12 @@ def followup_command(
     if (candidate_id is None) == (cif is None):
         fail("give exactly one of --candidate-id ID or --cif FILE")
     dft, phonons = checked_engines(dft, phonons, runs_here=write_workflow is None)
+    maker = FollowUpFlowMaker(dft=dft, phonons=phonons, category=None, relax_with=_engine(relax_with),
+                              gpaw_settings=GpawSettings(ecut=ecut, kpoint_density=kpoint_density))
+    try:
+        dft_relaxes = not maker.relaxes_with_force_field
+    except ValueError as exc:
+        fail(str(exc))
 
     products, doc = None, None
     if candidate_id is not None:
@@ -78,7 +84,7 @@ def followup_command(
         structure = doc.final_structure()
         if structure is None:
             fail(f"candidate {candidate_id} has no structure ({doc.decode_error or doc.prefilter.reject_reason})")
-        if stability_check and dft == "gpaw" and relax_with in (None, "gpaw") and doc.stability is not None:
+        if stability_check and dft == "gpaw" and dft_relaxes and doc.stability is not None:
             from pccd_flows.stability.products import decomposition_products
             from pccd_flows.stability.references import ReferenceError
 
@@ -91,8 +97,6 @@ def followup_command(
             structure = Structure.from_file(cif)
         except Exception as exc:  # noqa: BLE001 - any unreadable file
             fail(f"cannot read {cif}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
-    maker = FollowUpFlowMaker(dft=dft, phonons=phonons, category=None, relax_with=_engine(relax_with),
-                              gpaw_settings=GpawSettings(ecut=ecut, kpoint_density=kpoint_density))
     try:
         flow = maker.make(structure, candidate_id, products)
     except ValueError as exc:
