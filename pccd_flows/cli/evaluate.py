@@ -41,10 +41,14 @@ def generation(
     novelty_data: Annotated[
         Path | None, typer.Option("--novelty-data", help="Known crystals for novelty (default: all of MP if present).")
     ] = None,
+    target_composition: Annotated[bool, typer.Option(
+        "--target-composition", help="Ask for each held-out crystal's exact composition (element-channel "
+        "inpainting), not only its elements.")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON report here.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Generate for compositions of held-out crystals; validity, element match, uniqueness, novelty, speed."""
+    """Generate for compositions of held-out crystals; validity, element and composition match, uniqueness,
+    novelty, speed."""
     from pccd_flows.evaluation.generation import evaluate_checkpoint
     from pccd_flows.evaluation.novelty import NoveltyIndex
     from pccd_flows.model.generate import SamplerSettings
@@ -56,7 +60,8 @@ def generation(
     novelty = NoveltyIndex(novelty_data) if novelty_data else NoveltyIndex()
     total = n * settings.network_evaluations(model.config.timesteps)
     with progress_bar("sampling", total) as advance:
-        report = evaluate_checkpoint(model, codec, payload, path, n, seed, settings, novelty, progress=advance)
+        report = evaluate_checkpoint(model, codec, payload, path, n, seed, settings, novelty, progress=advance,
+                                     target_composition=target_composition)
     if emit_report(report, out, as_json):
         return
     table = Table("metric", "value", title=f"Generation quality ({n} crystals)")

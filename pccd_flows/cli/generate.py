@@ -39,8 +39,12 @@ def load_checkpoint_or_fail(checkpoint: Path | None):
 
 def generate_command(
     ctx: typer.Context,
-    elements: Annotated[list[str], typer.Option("--elements", help="1 to 3 elements, e.g. --elements Ca Sn O.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for the CIFs and candidates.json.")],
+    elements: Annotated[list[str] | None, typer.Option(
+        "--elements", help="1 to 3 elements, e.g. --elements Ca Sn O (or give --composition).")] = None,
+    composition: Annotated[str | None, typer.Option(
+        "--composition", help="Exact cell composition, e.g. Mg3CdO4 (<= 16 atoms): the element channel is fixed to "
+        "it while the model generates positions and lattice.")] = None,
     n: Annotated[int, typer.Option("--n", min=1, help="How many crystals.")] = 64,
     band_gap_class: Annotated[BandGapClass, typer.Option("--band-gap-class")] = BandGapClass.unknown,
     magnetic: Annotated[MagneticClass, typer.Option("--magnetic")] = MagneticClass.unknown,
@@ -53,11 +57,16 @@ def generate_command(
     checkpoint: CheckpointOption = None,
 ) -> None:
     """Generate crystals with PCCD: one CIF each and candidates.json with provenance and validity flags."""
+    from pymatgen.core import Composition
+
     from pccd_flows.evaluation.metrics import compositional_validity, element_match, structural_validity
     from pccd_flows.model.generate import GenerationConditions, SamplerSettings, generate
 
     try:
-        conditions = GenerationConditions(elements=tuple(gather_values(elements, ctx)), band_gap_class=band_gap_class,
+        if not elements and not composition:
+            fail("give --elements (e.g. --elements Ca Sn O) or --composition (e.g. --composition Ca2SnO4)")
+        conditions = GenerationConditions(elements=tuple(gather_values(elements, ctx)) if elements else (),
+                                          composition=composition, band_gap_class=band_gap_class,
                                           magnetic_class=magnetic)
         sampler_settings = SamplerSettings(sampler=sampler, steps=steps, guidance=guidance, eta=eta,
                                            repulsion_ratio=repulsion)
@@ -65,7 +74,7 @@ def generate_command(
         fail(exc.errors()[0]["msg"].removeprefix("Value error, "))
     model, codec, payload = load_checkpoint_or_fail(checkpoint)
     total_ticks = n * sampler_settings.network_evaluations(model.config.timesteps)
-    with progress_bar(f"sampling {'-'.join(conditions.elements)}", total_ticks) as advance:
+    with progress_bar(f"sampling {conditions.composition or '-'.join(conditions.elements)}", total_ticks) as advance:
         crystals = generate(model, codec, payload, conditions, n, seed, sampler_settings, progress=advance)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -86,4 +95,9 @@ def generate_command(
     (out / "candidates.json").write_text(json.dumps(rows, indent=2))
     decoded = sum(c.structure is not None for c in crystals)
     valid = sum(bool(r.get("valid", {}).get("structural")) for r in rows)
-    stdout.print(f"wrote {decoded}/{n} crystals to {out} ({valid} structurally valid); see candidates.json")
+    matching = ""
+    if conditions.composition:
+        target = Composition(conditions.composition).reduced_formula
+        hits = sum(c.formula == target for c in crystals)
+        matching = f", {hits} of composition {target}"
+    stdout.print(f"wrote {decoded}/{n} crystals to {out} ({valid} structurally valid{matching}); see candidates.json")

@@ -62,6 +62,16 @@ def balanced_repeats(n_sites: int, n_points: int) -> np.ndarray:
     return np.array([base + 1] * extra + [base] * (n_sites - extra), dtype=int)
 
 
+def element_channel(slot_counts, n_points: int) -> np.ndarray:
+    """Channel 1 of every crystal whose slot i holds ``slot_counts[i]`` atoms: one-hot slots, grouped in slot order,
+    each atom repeated as :func:`balanced_repeats` says. It depends on the composition only, not on the structure."""
+    slot_counts = [int(count) for count in slot_counts]
+    slot_of_site = np.repeat(np.arange(len(slot_counts)), slot_counts)
+    channel = np.zeros((n_points, 3), dtype=np.float32)
+    channel[np.arange(n_points), np.repeat(slot_of_site, balanced_repeats(len(slot_of_site), n_points))] = 1.0
+    return channel
+
+
 def _to_element(species, source: str | None) -> Element:
     if isinstance(species, DummySpecies):
         raise UnknownSpeciesError(f"unknown species {species!s}", source)
@@ -127,7 +137,7 @@ def encode_structure(
     repeats = balanced_repeats(len(plain), n)
     tensor = np.zeros((3, n, 3), dtype=np.float32)
     tensor[0] = np.repeat(frac, repeats, axis=0)
-    tensor[1, np.arange(n), np.repeat(slots, repeats)] = 1.0
+    tensor[1] = element_channel(np.bincount(slots, minlength=len(elements)), n)
     half = settings.lattice_rows
     tensor[2, :half] = settings.normalise_angles(plain.lattice.angles)
     tensor[2, half:] = settings.normalise_lengths(plain.lattice.abc)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pccd_flows.data.io import read_records
 from pccd_flows.evaluation.metrics import GenerationMetrics, evaluate_generation
@@ -29,6 +29,10 @@ class GenerationEvaluation(GenerationMetrics):
     decoding_seconds: float
     mean_atoms_generated: float | None
     mean_atoms_reference: float
+    target_composition: bool = Field(False, description="Each request fixed the held-out crystal's exact "
+                                                         "composition, not only its elements.")
+    composition_match_rate: float = Field(description="Fraction of the n samples with the reduced formula of the "
+                                                      "held-out crystal they were generated for.")
 
 
 class HeldOutCompositions(BaseModel):
@@ -36,24 +40,28 @@ class HeldOutCompositions(BaseModel):
     material_ids: list[str]
 
 
-def draw_compositions(data_path: str | Path, n: int, seed: int) -> tuple[HeldOutCompositions, list]:
-    """n element sets of validation-split crystals (the model never trained on them), and those crystals."""
+def draw_compositions(data_path: str | Path, n: int, seed: int, target_composition: bool = False
+                      ) -> tuple[HeldOutCompositions, list]:
+    """n element sets (or exact compositions) of validation-split crystals (the model never trained on them), and
+    those crystals."""
     held_out = [r for r in read_records(data_path) if is_validation(r.material_id)]
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(held_out), size=n, replace=n > len(held_out))
     records = [held_out[i] for i in chosen]
     structures = [r.to_structure() for r in records]
     conditions = [
-        GenerationConditions(elements=tuple(sorted({str(el) for el in s.composition.elements}))) for s in structures
+        GenerationConditions(elements=tuple(sorted({str(el) for el in s.composition.elements})),
+                             composition=s.composition.formula if target_composition else None)
+        for s in structures
     ]
     return HeldOutCompositions(conditions=conditions, material_ids=[r.material_id for r in records]), structures
 
 
 def evaluate_checkpoint(model, codec, checkpoint: dict, data_path: str | Path, n: int, seed: int = 0,
                         sampler: SamplerSettings | None = None, novelty_index: NoveltyIndex | None = None,
-                        progress=None) -> GenerationEvaluation:
+                        progress=None, target_composition: bool = False) -> GenerationEvaluation:
     sampler = sampler or SamplerSettings()
-    drawn, reference = draw_compositions(data_path, n, seed)
+    drawn, reference = draw_compositions(data_path, n, seed, target_composition)
     start = time.perf_counter()
     tensors = sample_tensors(model, drawn.conditions, seed, sampler, progress=progress, codec=codec)
     sampling_seconds = time.perf_counter() - start
@@ -79,4 +87,8 @@ def evaluate_checkpoint(model, codec, checkpoint: dict, data_path: str | Path, n
         decoding_seconds=decoding_seconds,
         mean_atoms_generated=float(np.mean([len(s) for s in decoded])) if decoded else None,
         mean_atoms_reference=float(np.mean([len(s) for s in reference])),
+        target_composition=target_composition,
+        composition_match_rate=sum(
+            s is not None and s.composition.reduced_formula == r.composition.reduced_formula
+            for s, r in zip(structures, reference)) / n,
     )

@@ -30,6 +30,7 @@ class GenerateCandidatesMaker(Maker):
     repulsion: float = DEFAULT_REPULSION_RATIO
     band_gap_class: BandGapClass = BandGapClass.unknown
     magnetic_class: MagneticClass = MagneticClass.unknown
+    composition: str | None = None  # exact cell composition, e.g. "Mg3CdO4"; its elements must be the chemsys
 
     @job
     def make(self, chemsys: str):
@@ -38,8 +39,8 @@ class GenerateCandidatesMaker(Maker):
         from pccd_flows.schemas.candidate import CandidateDoc
         from pccd_flows.settings import get_settings
 
-        conditions = GenerationConditions(elements=tuple(chemsys.split("-")), band_gap_class=self.band_gap_class,
-                                          magnetic_class=self.magnetic_class)
+        conditions = GenerationConditions(elements=tuple(chemsys.split("-")), composition=self.composition,
+                                          band_gap_class=self.band_gap_class, magnetic_class=self.magnetic_class)
         model, codec, payload = load_model(self.checkpoint or get_settings().checkpoint)
         sampler = SamplerSettings(sampler=self.sampler, steps=self.steps, guidance=self.guidance, eta=self.eta,
                                    repulsion_ratio=self.repulsion)

@@ -7,11 +7,11 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field, field_validator
-from pymatgen.core import Structure
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pymatgen.core import Composition, Element, Structure
 
 from pccd_flows.codec.decode import decode_tensor
-from pccd_flows.codec.encode import DEFAULT_CODEC, slot_elements
+from pccd_flows.codec.encode import DEFAULT_CODEC, element_channel, slot_elements
 from pccd_flows.codec.errors import CodecError
 from pccd_flows.codec.settings import CodecSettings
 from pccd_flows.model.conditions import BandGapClass, MagneticClass, element_tokens
@@ -64,14 +64,66 @@ class SamplerSettings(BaseModel):
 
 class GenerationConditions(BaseModel):
     elements: tuple[str, ...] = Field(description="1 to 3 elements, stored in slot order (slot_elements).")
+    composition: str | None = Field(
+        None, description="Exact cell composition to generate, e.g. Mg3CdO4 (at most the codec's 16 sites): the "
+        "sampler fixes the element channel to this composition's and lets the model fill in positions and lattice "
+        "(inpainting). None: any composition of the elements.")
     band_gap_class: BandGapClass = BandGapClass.unknown
     magnetic_class: MagneticClass = MagneticClass.unknown
+
+    @model_validator(mode="before")
+    @classmethod
+    def _elements_of_the_composition(cls, values):
+        if isinstance(values, dict) and values.get("composition") and not values.get("elements"):
+            values = {**values, "elements": tuple(str(el) for el in _parse_composition(values["composition"]))}
+        return values
 
     @field_validator("elements")
     @classmethod
     def _slot_order(cls, elements):
         element_tokens(elements)  # refuses unknown elements and more than 3
         return slot_elements(elements)
+
+    @model_validator(mode="after")
+    def _composition_of_the_elements(self):
+        if self.composition is None:
+            return self
+        composition = _parse_composition(self.composition)
+        if {str(el) for el in composition} != set(self.elements):
+            raise ValueError(f"composition {self.composition} has elements "
+                             f"{'-'.join(sorted(str(el) for el in composition))}, not the requested "
+                             f"{'-'.join(sorted(self.elements))}")
+        counts = {el: int(composition[el]) for el in self.elements}
+        self.composition = "".join(f"{el}{count if count > 1 else ''}" for el, count in counts.items())
+        return self
+
+    def element_channel(self, codec: CodecSettings) -> np.ndarray | None:
+        """The codec's element channel (n_points, 3) of this composition, or None where it is free."""
+        if self.composition is None:
+            return None
+        composition = _parse_composition(self.composition)
+        if composition.num_atoms > codec.max_sites:
+            raise ValueError(f"composition {self.composition} has {int(composition.num_atoms)} atoms; the codec "
+                             f"encodes at most {codec.max_sites}")
+        return element_channel([composition[el] for el in self.elements], codec.n_points)
+
+
+def _parse_composition(formula: str) -> Composition:
+    """A cell's exact composition: known elements, whole atoms, within the default codec's site limit."""
+    try:
+        composition = Composition(formula)
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"cannot read composition {formula!r}: {exc}") from exc
+    unknown = [getattr(species, "symbol", str(species)) for species in composition
+               if not isinstance(species, Element)]
+    if unknown:
+        raise ValueError(f"unknown element in composition {formula!r}: {', '.join(unknown)}")
+    if any(not float(amount).is_integer() or amount < 1 for amount in composition.values()):
+        raise ValueError(f"composition {formula!r} must count whole atoms (e.g. Mg3CdO4, not Mg0.75Cd0.25O)")
+    if composition.num_atoms > DEFAULT_CODEC.max_sites:
+        raise ValueError(f"composition {formula!r} has {int(composition.num_atoms)} atoms; at most "
+                         f"{DEFAULT_CODEC.max_sites} sites are generated")
+    return composition
 
 
 class Provenance(BaseModel):
@@ -107,6 +159,38 @@ def _condition_tensors(conditions: Sequence[GenerationConditions]) -> Conditions
     )
 
 
+def _composition_correction(conditions: Sequence[GenerationConditions], codec: CodecSettings) -> X0Correction | None:
+    """Inpainting of the element channel: every step's predicted clean sample gets the requested composition's
+    channel, so the noisy sample carries it ever more clearly and the model places the atoms to match."""
+    channels = [condition.element_channel(codec) for condition in conditions]
+    fixed = torch.tensor([channel is not None for channel in channels])
+    if not fixed.any():
+        return None
+    # network features of channel 1 (pccd_flows.model.diffusion.to_features): rows 3..5, in [-1, 1]
+    known = torch.stack([torch.from_numpy(channel.T * 2.0 - 1.0) if channel is not None
+                         else torch.zeros(3, codec.n_points) for channel in channels])
+
+    def correct(x0: torch.Tensor, t: int) -> torch.Tensor:
+        x0 = x0.clone()
+        x0[fixed, 3:6] = known[fixed]
+        return x0
+
+    return correct
+
+
+def _chain(*corrections: X0Correction | None) -> X0Correction | None:
+    active = [c for c in corrections if c is not None]
+    if not active:
+        return None
+
+    def correct(x0: torch.Tensor, t: int) -> torch.Tensor:
+        for correction in active:
+            x0 = correction(x0, t)
+        return x0
+
+    return correct
+
+
 def sample_tensors(model, conditions: Sequence[GenerationConditions], seed: int, sampler: SamplerSettings,
                    start_index: int = 0, progress: Callable[[int], None] | None = None,
                    codec: CodecSettings = DEFAULT_CODEC) -> np.ndarray:
@@ -127,7 +211,8 @@ def sample_tensors(model, conditions: Sequence[GenerationConditions], seed: int,
                      for i in range(size)]
         tick = (lambda size=size: progress(size)) if progress is not None else None
         batch_conditions = _condition_tensors(batch)
-        correction = sampler.x0_correction(batch_conditions.elements, codec)
+        correction = _chain(_composition_correction(batch, codec), sampler.x0_correction(batch_conditions.elements,
+                                                                                          codec))
         if sampler.sampler == "ddpm":
             x = diffusion.ddpm_sample(model, x, batch_conditions, sampler.guidance, generator=generator,
                                       progress=tick, x0_correction=correction)

@@ -24,8 +24,10 @@ def _now() -> datetime:
 
 def candidate_id(structure: dict | None, provenance: Provenance) -> str:
     """Stable id: the same crystal from the same checkpoint, seed, index and settings always gets the same id."""
-    payload = json.dumps({"provenance": provenance.model_dump(mode="json", exclude={"checkpoint_path"}),
-                          "structure": _rounded_structure(structure)}, sort_keys=True)
+    record = provenance.model_dump(mode="json", exclude={"checkpoint_path"})
+    if record["conditions"].get("composition") is None:  # ids from before composition targeting stay the same
+        record["conditions"].pop("composition", None)
+    payload = json.dumps({"provenance": record, "structure": _rounded_structure(structure)}, sort_keys=True)
     return "pccd-" + hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

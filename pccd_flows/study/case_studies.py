@@ -20,8 +20,8 @@ from pccd_flows.study.paper746 import (
 def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int, log: Callable[[str], None]
                    ) -> CandidateDoc | None:
     """The lowest-E_hull screened candidate of this formula in the study (relaxed and judged now if the study has
-    not got there yet); if the study has none, PCCD is asked for more crystals of the system (seeded, stored under
-    ``<study>-case-studies``)."""
+    not got there yet); if the study has none, PCCD generates crystals of that composition (seeded, stored under
+    ``<study>-case-studies``) with the element channel fixed to the composition's."""
     from pccd_flows.stability.hull import HullCalculator, judge
     from pccd_flows.stability.references import reference_set
 
@@ -44,9 +44,9 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
 
 def _generate_more(candidates, spec: StudySpec, formula: str, extra_samples: int, log) -> list[CandidateDoc]:
     system = CASE_STUDY_SYSTEMS[formula]
-    log(f"{formula}: not in the study; generating {extra_samples} more {system} crystals")
+    log(f"{formula}: not in the study; generating {extra_samples} crystals of that composition")
     docs = generate_and_prefilter(candidates, spec, load_study_model(spec), system, extra_samples, spec.seed + 7919,
-                                  {"study": f"{spec.name}-case-studies"})
+                                  {"study": f"{spec.name}-case-studies"}, composition=formula)
     candidates.upsert(docs)
     return [d for d in docs if d.prefilter.passed and d.formula == formula]
 
@@ -63,7 +63,7 @@ def run_case_studies(candidates, spec: StudySpec, out_dir: Path, follow_up_maker
         doc = best_candidate(candidates, spec, formula, extra_samples, log)
         if doc is None:
             row = {"formula": formula, "error": f"no {formula} among the study's screened candidates nor among "
-                                                f"{extra_samples} more {CASE_STUDY_SYSTEMS[formula]} crystals"}
+                                                f"{extra_samples} crystals generated for that composition"}
             (out_dir / f"{formula}.json").write_text(json.dumps(row, indent=2))
             rows.append(row)
             log(row["error"])

@@ -225,15 +225,16 @@ def load_study_model(spec: StudySpec):
 
 
 def generate_and_prefilter(candidates, spec: StudySpec, loaded_model, system: str, n: int, seed: int,
-                           tags: dict) -> list[CandidateDoc]:
-    """A seeded batch of one system from the study's checkpoint, judged by the prefilter against the store's
-    earlier candidates of that system (not yet stored: the caller decides what to keep)."""
+                           tags: dict, composition: str | None = None) -> list[CandidateDoc]:
+    """A seeded batch of one system (of one exact ``composition`` if given) from the study's checkpoint, judged by
+    the prefilter against the store's earlier candidates of that system (not yet stored: the caller decides what to
+    keep)."""
     from pccd_flows.evaluation.novelty import known_structure_index
     from pccd_flows.makers.prefilter import prefilter
     from pccd_flows.model.generate import GenerationConditions, generate
 
     model, codec, payload = loaded_model
-    conditions = GenerationConditions(elements=tuple(system.split("-")))
+    conditions = GenerationConditions(elements=tuple(system.split("-")), composition=composition)
     docs = [CandidateDoc.from_generated(c).model_copy(update=tags)
             for c in generate(model, codec, payload, conditions, n, seed, spec.sampler_settings())]
     ids = {doc.candidate_id for doc in docs}

@@ -39,10 +39,22 @@ def test_train_resume_and_generate_end_to_end(tmp_path):
                 structure = Structure.from_file(out / row["cif"])
                 assert {str(el) for el in structure.composition.elements} <= {"Ca", "Sn", "O"}
 
+    result = runner.invoke(app, ["generate", "--composition", "SnCa2O4", "--n", "2", "--steps", "4",
+                                 "--checkpoint", str(checkpoint), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "of composition Ca2SnO4" in result.output
+    conditions = [row["provenance"]["conditions"] for row in json.loads((out / "candidates.json").read_text())]
+    assert conditions == [{"elements": ["Ca", "Sn", "O"], "composition": "Ca2SnO4", "band_gap_class": 0,
+                           "magnetic_class": 0}] * 2
+
 
 def test_generate_refuses_bad_requests(tmp_path):
     for elements, message in ((["Ca", "Sn", "O", "Mg"], "1 to 3"), (["Ca", "Qq"], "unknown element")):
         result = runner.invoke(app, ["generate", "--elements", *elements, "--out", str(tmp_path)])
+        assert result.exit_code == 2 and message in result.output, result.output
+    for request, message in (([], "give --elements"), (["--composition", "Mg0.5O0.5"], "whole atoms"),
+                             (["--elements", "Mg", "O", "--composition", "MgCdO2"], "not the requested")):
+        result = runner.invoke(app, ["generate", *request, "--out", str(tmp_path)])
         assert result.exit_code == 2 and message in result.output, result.output
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"\x00" * 100)

@@ -14,7 +14,7 @@ from pccd_flows.makers.followup import FollowUpFlowMaker
 from pccd_flows.settings import PccdSettings
 from pccd_flows.stores.candidates import CandidateStore
 from pccd_flows.stores.config import candidate_store
-from pccd_flows.study.case_studies import run_case_studies
+from pccd_flows.study.case_studies import _generate_more, run_case_studies
 from pccd_flows.study.paper746 import StudySpec
 from tests.factories import known_phase, make_candidate
 
@@ -52,3 +52,17 @@ def test_case_study_follows_up_the_most_stable_candidate_of_the_composition(tmp_
     assert stored.phonon_stable is (not row["has_imaginary_modes"])
     assert stored.follow_up.phonons.min_frequency_thz == row["min_frequency_thz"]
     assert candidates.get(worse.candidate_id).follow_up is None
+
+
+def test_a_composition_the_study_lacks_is_generated_as_that_composition(tmp_path):
+    """Mg3CdO4: the study's element-conditioned batches made none; the case study asks for the composition."""
+    candidates = CandidateStore(candidate_store(PccdSettings(store_dir=tmp_path / "store")))
+    spec = StudySpec(name="paper-746", sampler_steps=30)
+
+    pool = _generate_more(candidates, spec, "Mg3CdO4", 8, log=lambda message: None)
+
+    generated = list(candidates.find({"study": "paper-746-case-studies"}))
+    assert len(generated) == 8
+    assert all(d.provenance.conditions.composition == "Mg3CdO4" for d in generated)
+    assert sum(d.formula == "Mg3CdO4" for d in generated) >= 4
+    assert pool and all(d.formula == "Mg3CdO4" and d.prefilter.passed for d in pool)
