@@ -113,8 +113,9 @@ def case_studies_command(
                    ] = Path("docs/study/case_studies"),
     formulas: Annotated[list[str] | None, typer.Option("--formula", help="Default: Ca2SnO4 Mg3CdO4 MgSc2O4.")
                         ] = None,
-    extra_samples: Annotated[int, typer.Option("--extra-samples", min=1, help="Crystals generated for a formula "
-                                                                              "the study lacks.")] = 64,
+    extra_samples: Annotated[int, typer.Option(
+        "--extra-samples", min=0, help="Crystals generated for each composition (element channel fixed to it), "
+        "compared with the study's candidates of that formula; 0: the study's only.")] = 64,
     relax_with: Annotated[str, typer.Option(
         "--relax-with", help="chgnet (default: minutes) or gpaw (PBE at 800 eV: hours for a 14-atom P1 cell on 2 "
                              "cores; adds the DFT stability check against the decomposition products).")] = "chgnet",

@@ -19,16 +19,20 @@ from pccd_flows.study.paper746 import (
 
 def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int, log: Callable[[str], None]
                    ) -> CandidateDoc | None:
-    """The lowest-E_hull screened candidate of this formula in the study (relaxed and judged now if the study has
-    not got there yet); if the study has none, PCCD generates crystals of that composition (seeded, stored under
-    ``<study>-case-studies``) with the element channel fixed to the composition's."""
+    """The lowest-E_hull screened candidate of this formula among the study's and ``extra_samples`` crystals PCCD
+    generates for the composition (element channel fixed; seeded, stored under ``<study>-case-studies`` and
+    generated once), relaxed and judged here where the study has not got there yet."""
+    from pccd_flows.model.generate import GenerationConditions
     from pccd_flows.stability.hull import HullCalculator, judge
     from pccd_flows.stability.references import reference_set
 
+    case_study = f"{spec.name}-case-studies"
     pool = [d for d in candidates.find({"formula": formula, "prefilter.passed": True})
-            if d.study in (spec.name, f"{spec.name}-case-studies")]
-    if not pool:
-        pool = _generate_more(candidates, spec, formula, extra_samples, log)
+            if d.study in (spec.name, case_study)]
+    composition = GenerationConditions(composition=formula).composition
+    generated = candidates.count({"study": case_study, "provenance.conditions.composition": composition})
+    if extra_samples > 0 and not generated:
+        pool += _generate_more(candidates, spec, formula, extra_samples, log)
     unrelaxed = [d for d in pool if d.relaxation is None]
     pool = [d for d in pool if d.relaxation is not None] + (
         relax_candidates(unrelaxed, spec.engine, spec.relax_steps, spec.relax_fmax) if unrelaxed else [])
@@ -44,7 +48,7 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
 
 def _generate_more(candidates, spec: StudySpec, formula: str, extra_samples: int, log) -> list[CandidateDoc]:
     system = CASE_STUDY_SYSTEMS[formula]
-    log(f"{formula}: not in the study; generating {extra_samples} crystals of that composition")
+    log(f"{formula}: generating {extra_samples} crystals of that composition")
     docs = generate_and_prefilter(candidates, spec, load_study_model(spec), system, extra_samples, spec.seed + 7919,
                                   {"study": f"{spec.name}-case-studies"}, composition=formula)
     candidates.upsert(docs)
