@@ -17,6 +17,11 @@ from pccd_flows.study.paper746 import (
 )
 
 
+def case_study_name(spec: StudySpec) -> str:
+    """The study name under which the case studies store the crystals they generate themselves."""
+    return f"{spec.name}-case-studies"
+
+
 def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int, log: Callable[[str], None]
                    ) -> CandidateDoc | None:
     """The lowest-E_hull screened candidate of this formula among the study's and ``extra_samples`` crystals PCCD
@@ -26,7 +31,7 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
     from pccd_flows.stability.hull import HullCalculator, judge
     from pccd_flows.stability.references import reference_set
 
-    case_study = f"{spec.name}-case-studies"
+    case_study = case_study_name(spec)
     pool = [d for d in candidates.find({"formula": formula, "prefilter.passed": True})
             if d.study in (spec.name, case_study)]
     composition = GenerationConditions(composition=formula).composition
@@ -50,7 +55,7 @@ def _generate_more(candidates, spec: StudySpec, formula: str, extra_samples: int
     system = CASE_STUDY_SYSTEMS[formula]
     log(f"{formula}: generating {extra_samples} crystals of that composition")
     docs = generate_and_prefilter(candidates, spec, load_study_model(spec), system, extra_samples, spec.seed + 7919,
-                                  {"study": f"{spec.name}-case-studies"}, composition=formula)
+                                  {"study": case_study_name(spec)}, composition=formula)
     candidates.upsert(docs)
     return [d for d in docs if d.prefilter.passed and d.formula == formula]
 
