@@ -26,6 +26,8 @@ def train_command(
         "--anneal-lr", help="Decay the learning rate (cosine, to 5%) over this run's budget: for a final run.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 128,
     learning_rate: Annotated[float, typer.Option("--lr")] = 5e-4,
+    lattice_loss_weight: Annotated[float, typer.Option(
+        "--lattice-loss-weight", min=0.01, help="Weight of the lattice channel in the loss (1: plain DDPM loss).")] = 1.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     limit: LimitOption = None,
     log: Annotated[Path | None, typer.Option("--log", help="JSON-lines log (default: next to --out).")] = None,
@@ -51,7 +53,8 @@ def train_command(
     stderr.print(f"encoding {path.name} (cached after the first time)...")
     dataset = load_encoded_dataset(path, limit=limit)
     stderr.print(f"{len(dataset):,} crystals ({dataset.n_skipped} skipped), preset {config.name}")
-    settings = TrainingSettings(batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+    settings = TrainingSettings(batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                lattice_loss_weight=lattice_loss_weight)
 
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]

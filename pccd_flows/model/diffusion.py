@@ -92,12 +92,19 @@ class GaussianDiffusion:
         ab = self.alpha_bar.to(x0.device)[t - 1].view(-1, 1, 1)
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
-    def loss(self, model, x0: torch.Tensor, conditions: Conditions, generator: torch.Generator | None = None):
+    def loss(self, model, x0: torch.Tensor, conditions: Conditions, generator: torch.Generator | None = None,
+             feature_weights: torch.Tensor | None = None):
+        """Noise-prediction MSE; ``feature_weights`` (9,) weighs the network's features (see :func:`to_features`),
+        normalised so that the loss keeps its scale."""
         t = torch.randint(1, self.timesteps + 1, (x0.shape[0],), generator=generator, device=x0.device)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
         prediction = model(self.q_sample(x0, t, noise), t, conditions.elements, conditions.band_gap,
                            conditions.magnetic)
-        return torch.mean((prediction - noise) ** 2)
+        squared = (prediction - noise) ** 2
+        if feature_weights is None:
+            return torch.mean(squared)
+        weights = feature_weights.to(squared)[None, :, None]
+        return torch.mean(squared * weights) / weights.mean()
 
     def predict_noise(self, model, x, t: int, conditions: Conditions, guidance: float) -> torch.Tensor:
         steps = torch.full((x.shape[0],), t, dtype=torch.long)

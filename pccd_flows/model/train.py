@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pccd_flows.codec.encode import DEFAULT_CODEC
 from pccd_flows.model.checkpoint import build_model, load_checkpoint, save_checkpoint
@@ -30,6 +30,18 @@ class TrainingSettings(BaseModel):
     checkpoint_every_s: float = 600.0
     validation_samples: int = 1024
     final_lr_fraction: float = 0.05
+    # Weight of the lattice features (channel 2) in the loss against the positions' and elements': each lattice
+    # value is one of 64 copies, so an error the copies share costs the loss little but moves every length.
+    lattice_loss_weight: float = Field(1.0, gt=0)
+
+
+def feature_weights(settings: TrainingSettings) -> torch.Tensor | None:
+    """Per-feature loss weights (None: the plain loss): features 6-8 are the lattice (see ``to_features``)."""
+    if settings.lattice_loss_weight == 1.0:
+        return None
+    weights = torch.ones(9)
+    weights[6:] = settings.lattice_loss_weight
+    return weights
 
 
 def learning_rate_factor(step: int, progress: float, settings: TrainingSettings, anneal: bool) -> float:
@@ -138,6 +150,7 @@ def train(
     diffusion = GaussianDiffusion(config.timesteps)
     generator = torch.Generator(device=device).manual_seed(settings.seed * 1_000_003 + step)
     arrays = _TrainingArrays(dataset, device)
+    weights = feature_weights(settings)
 
     validation = dataset.validation_mask()
     train_index = np.flatnonzero(~validation)
@@ -183,7 +196,7 @@ def train(
                            (time.monotonic() - start) / (hours * 3600) if hours else 0.0)
             for group in optimizer.param_groups:
                 group["lr"] = settings.learning_rate * learning_rate_factor(step, progress, settings, anneal_lr)
-            loss = diffusion.loss(model, x0, conditions, generator=generator)
+            loss = diffusion.loss(model, x0, conditions, generator=generator, feature_weights=weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)

@@ -17,9 +17,12 @@ def test_train_resume_and_generate_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, [*common, "--max-steps", "2"])
     assert result.exit_code == 2 and "--resume" in result.output  # never overwrite a checkpoint by accident
-    result = runner.invoke(app, [*common, "--max-steps", "2", "--resume"])
+    result = runner.invoke(app, [*common, "--max-steps", "2", "--resume", "--lattice-loss-weight", "4"])
     assert result.exit_code == 0, result.output
-    assert "step 5" in result.stdout
+    assert "step 5" in " ".join(result.stdout.split())  # rich wraps long paths at the terminal width
+    from pccd_flows.model.checkpoint import load_checkpoint
+
+    assert load_checkpoint(checkpoint)["training_settings"]["lattice_loss_weight"] == 4.0
     log = [json.loads(line) for line in checkpoint.with_suffix(".log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [3, 5] and all(entry["val_loss"] > 0 for entry in log)
 

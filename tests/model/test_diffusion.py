@@ -77,3 +77,31 @@ def test_ddim_schedule_is_decreasing_and_ends_at_one():
     assert len(schedule) == 50 and schedule[0] == 1000 and schedule[-1] == 1
     assert all(a > b for a, b in zip(schedule, schedule[1:]))
     assert diffusion.ddim_schedule(20, start_step=200)[0] == 200
+
+
+def test_lattice_loss_weight_weighs_the_lattice_features_by_hand():
+    """With a predictor of zero noise the loss is the mean squared noise: weighted by hand, it must agree."""
+    from pccd_flows.model.train import TrainingSettings, feature_weights
+
+    diffusion = GaussianDiffusion(1000)
+    x0 = torch.zeros(3, 9, 128)
+    conditions = Conditions(torch.zeros(3, 3, dtype=torch.long), torch.zeros(3, dtype=torch.long),
+                            torch.zeros(3, dtype=torch.long))
+
+    def zero_noise(x, *_):
+        return torch.zeros_like(x)
+
+    def loss(weights):
+        return diffusion.loss(zero_noise, x0, conditions, torch.Generator().manual_seed(5), weights).item()
+
+    generator = torch.Generator().manual_seed(5)
+    torch.randint(1, 1001, (3,), generator=generator)
+    squared = torch.randn(x0.shape, generator=generator) ** 2
+    assert feature_weights(TrainingSettings()) is None
+    assert math.isclose(loss(None), squared.mean().item(), rel_tol=1e-6)
+    weights = feature_weights(TrainingSettings(lattice_loss_weight=10.0))
+    assert weights.tolist() == [1.0] * 6 + [10.0] * 3
+    by_hand = (squared[:, :6].sum() + 10 * squared[:, 6:].sum()) / (6 + 30) / (3 * 128)
+    assert math.isclose(loss(weights), by_hand.item(), rel_tol=1e-6)
+    # the lattice carries 10/12 of the weight here: the weighted loss follows the lattice's error, not the others'
+    assert not math.isclose(loss(weights), loss(None), rel_tol=1e-3)
