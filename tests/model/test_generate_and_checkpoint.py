@@ -31,7 +31,8 @@ def test_generation_is_deterministic_with_a_seed(tiny_checkpoint, eta):
     # candidate 2 regenerated on its own, in another batch size, is the same crystal
     alone = sample_tensors(model, [CONDITIONS], seed=11, sampler=SamplerSettings(steps=5, batch_size=1, eta=eta),
                            start_index=2)
-    np.testing.assert_allclose(alone[0], first[2], atol=1e-5)
+    # batches of another size reduce in another order (float32): 1e-4 apart at most, another seed moves it by ~0.1
+    np.testing.assert_allclose(alone[0], first[2], atol=1e-4)
 
 
 def test_guidance_changes_what_is_generated(tiny_checkpoint):
