@@ -7,6 +7,8 @@ returned files); they were put back into a checkpoint with ``save_checkpoint``.
 
 On a GPU machine with pccd-flows installed none of this is needed:
 ``pccd train --out CKPT --resume --anneal-lr --device cuda --batch-size 512 --lr 6e-4 --hours 0.1167``.
+
+Environment: TRAIN_SECONDS, BATCH, LR, OUT, START_CHECKPOINT, LATTICE_LOSS_WEIGHT (1: the plain loss).
 """
 import json
 import os
@@ -102,7 +104,10 @@ print(f"{n} crystals rebuilt; device {torch.cuda.get_device_name(0) if torch.cud
 
 ckpt = Path("/tmp/pccd-gpu-run.pt")
 shutil.copy(os.environ.get("START_CHECKPOINT", REPO / "pccd_flows/models/pccd-default.pt"), ckpt)
-settings = TrainingSettings(batch_size=batch, learning_rate=lr, validation_every_s=45.0, checkpoint_every_s=100.0)
+# LATTICE_LOSS_WEIGHT > 1 continues with the lattice weighted in the loss (docs/reconstruction.md: the lattice lengths
+# are what the reconstruction targets still miss)
+settings = TrainingSettings(batch_size=batch, learning_rate=lr, validation_every_s=45.0, checkpoint_every_s=100.0,
+                            lattice_loss_weight=float(os.environ.get("LATTICE_LOSS_WEIGHT", "1")))
 last_export = [time.monotonic()]
 
 
