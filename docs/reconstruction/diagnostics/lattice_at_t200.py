@@ -45,28 +45,16 @@ def summary(errors: np.ndarray) -> dict:
             "std": dict(zip("abc", errors.std(axis=0).round(3).tolist())), "n": len(errors)}
 
 
-def part(conditions: Conditions, start: int, stop: int) -> Conditions:
-    return Conditions(conditions.elements[start:stop], conditions.band_gap[start:stop], conditions.magnetic[start:stop])
+def ddim(diffusion, model, x, conditions, start, steps, known=None):
+    """DDIM (eta 0) from step ``start``. With ``known`` (the originals) every step's predicted clean sample keeps the
+    original positions and elements; since ``x`` is the originals noised with the noise of x_t, deterministic DDIM
+    then keeps those channels exactly on the originals' noised path."""
 
+    def clamp(x0, _t):
+        return torch.cat([known[:, :6], x0[:, 6:]], 1)
 
-def ddim(diffusion, model, x, conditions, start, steps, known=None, noise=None, batch=256):
-    """DDIM (eta 0) from step ``start``; with ``known`` the first six features are the original's at every step."""
-    schedule = diffusion.ddim_schedule(steps, start)
-    with torch.no_grad():
-        for index, t in enumerate(schedule):
-            if known is not None:
-                x = torch.cat([diffusion.q_sample(known, torch.full((len(x),), t), noise)[:, :6], x[:, 6:]], 1)
-            eps = torch.cat([diffusion.predict_noise(model, x[i:i + batch], t, part(conditions, i, i + batch), 1.0)
-                             for i in range(0, len(x), batch)])
-            x0 = diffusion._x0(x, eps, t)
-            if known is not None:
-                x0 = torch.cat([known[:, :6], x0[:, 6:]], 1)
-            ab = diffusion.alpha_bar[t - 1]
-            if index == len(schedule) - 1:
-                return x0
-            eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
-            ab_prev = diffusion.alpha_bar[schedule[index + 1] - 1]
-            x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+    return diffusion.ddim_sample(model, x, conditions, steps=steps, start_step=start,
+                                 x0_correction=clamp if known is not None else None)
 
 
 def main() -> None:
@@ -115,10 +103,10 @@ def main() -> None:
     }
     if not args.quick:
         report["model_ddim50"] = summary(error(ddim(diffusion, model, xt, conditions, args.t, 50)))
-        report["true_positions_clamped"] = summary(error(ddim(diffusion, model, xt, conditions, args.t, 50, x0, noise)))
+        report["true_positions_clamped"] = summary(error(ddim(diffusion, model, xt, conditions, args.t, 50, x0)))
         pure_noise = diffusion.q_sample(x0, torch.full((n,), diffusion.timesteps), noise)
         report["true_positions_lattice_from_pure_noise"] = summary(error(ddim(
-            diffusion, model, pure_noise, conditions, diffusion.timesteps, 100, x0, noise)))
+            diffusion, model, pure_noise, conditions, diffusion.timesteps, 100, x0)))
     longest = true.max(axis=1)
     for low, high in ((0, 4), (4, 6), (6, 8), (8, 12), (12, 1000)):
         inside = (longest >= low) & (longest < high)
