@@ -3,7 +3,11 @@
 travelled as wheels; pymatgen is stubbed here, since training touches none of it. The training data travelled as
 ``data.npz`` (compact_training_data.py: the encoded data set, rebuilt exactly below) with ``meta.json`` (the
 element vocabulary and the data file's sha256). The EMA weights come back in <16 MB pieces (the machine's limit on
-returned files); they were put back into a checkpoint with ``save_checkpoint``.
+returned files); assemble_checkpoint.py puts them back into a checkpoint.
+
+Run 4 (the shipped weights): ``LATTICE_LOSS_WEIGHT=10 LR=4e-4 TRAIN_SECONDS=535``, assembled, then the same from
+that result (placed at pccd_flows/models/pccd-default.pt for the call, so that it travels with the tracked files)
+with ``LR=2e-4 TRAIN_SECONDS=190``. The pydantic wheels travel in ``.whl`` (see the device tool's README).
 
 On a GPU machine with pccd-flows installed none of this is needed:
 ``pccd train --out CKPT --resume --anneal-lr --device cuda --batch-size 512 --lr 6e-4 --hours 0.1167``.
