@@ -20,8 +20,7 @@ if set(ema) != set(payload["ema_state"]):
     raise SystemExit("the returned weights do not belong to this model")
 history = json.loads((returned / "history_final.json").read_text())
 source = {"path": sys.argv[4] if len(sys.argv) > 4 else f"GPU continuation of {start}", "sha256": payload["sha256"]}
-for key in ("sha256", "path", "format", "format_version", "element_vocabulary"):
-    payload.pop(key)  # save_checkpoint writes the format keys; load_checkpoint adds sha256 and path
+payload = {k: v for k, v in payload.items() if k not in ("sha256", "path")}  # added by load_checkpoint
 payload.update(ema_state=ema, step=history["step"], history=history["history"],
                trained_seconds=history["trained_seconds"], training_settings=history["training_settings"],
                exported_from=source)
