@@ -171,7 +171,10 @@ def report_study_command(
         fail(f"no candidates of study {name!r} in the store (run `pccd study paper-746` first)")
     record = progress_path(StudySpec(name=name), get_settings().store_dir)
     wall = StudyProgress.model_validate_json(record.read_text()).wall_seconds if record.is_file() else None
-    report = study_report(docs, name, wall)
+    from pccd_flows.evaluation.novelty import known_structure_index
+
+    stderr.print("matching the stable relaxed structures against MP and one another (S.U.N.)")
+    report = study_report(docs, name, wall, novelty_index=known_structure_index())
     if plots is not None:
         write_figures(docs, report, plots)
     if stable_csv is not None:

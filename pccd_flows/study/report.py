@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from pccd_flows.evaluation.metrics import structural_validity
+from pccd_flows.evaluation.metrics import _fits, reduced_formula, structural_validity, structure_matcher
 from pccd_flows.schemas.candidate import CandidateDoc
 
 SUN_THRESHOLD = 0.1  # eV/atom: "stable" in S.U.N. (stable, unique, novel), as MatterGen counts it
@@ -37,8 +37,18 @@ class StudyReport(BaseModel):
     n_relaxed_overlapping: int = Field(
         0, description="Judged candidates whose relaxed structure has atoms closer than 0.5 A: the force field "
                        "fused atoms that started too close; their E_hull is not a crystal's.")
-    sun_count: int = Field(description="E_hull <= 0.1 eV/atom, unique, novel against MP.")
+    sun_count: int = Field(description="Relaxed structures with E_hull <= 0.1 eV/atom, unique among themselves and "
+                                       "novel against MP (StructureMatcher), as MatterGen counts S.U.N.")
     sun_fraction: float | None
+    sun_count_before_relaxation: int = Field(
+        description="The same count judged on the generated structures (the prefilter's uniqueness and novelty), as "
+                    "reported before 2026-11-26: two candidates that relax to one crystal count twice here.")
+    n_stable_relaxed_duplicates: int = Field(
+        0, description="Stable candidates whose relaxed structure matches a lower-energy one of the study.")
+    n_stable_relaxed_to_known: int = Field(
+        0, description="Stable candidates whose relaxed structure matches an MP crystal (with a novelty index).")
+    novelty_source: str | None = Field(None, description="The known crystals the relaxed structures were matched "
+                                                         "against; None: the prefilter's novelty was kept.")
     novel_fraction: float | None
     median_e_above_hull: float | None
     engine: str | None
@@ -51,14 +61,43 @@ class StudyReport(BaseModel):
                                           "generated: how many, converged, and their fractions under 0.25/0.08.")
 
 
-def study_report(docs: list[CandidateDoc], study: str, wall_seconds: float | None = None) -> StudyReport:
+def stable_unique_novel(judged: list[CandidateDoc], novelty_index=None) -> tuple[list[CandidateDoc], int, int]:
+    """S.U.N. on the relaxed structures: E_hull <= 0.1 eV/atom; novel, i.e. no MP crystal of the formula matches the
+    relaxed structure (``novelty_index``: a :class:`~pccd_flows.evaluation.novelty.NoveltyIndex`; without one the
+    prefilter's verdict on the generated structure stands); unique, i.e. of relaxed structures that match, only the
+    lowest in energy counts. Returns the S.U.N. candidates, the relaxed duplicates and those relaxed onto MP
+    crystals."""
+    stable = sorted((d for d in judged if d.e_above_hull <= SUN_THRESHOLD
+                     and (novelty_index is not None or d.prefilter.novel is not False)),
+                    key=lambda d: d.e_above_hull)
+    matcher = structure_matcher()
+    kept: dict[str, list[tuple[CandidateDoc, object]]] = {}
+    n_duplicates = n_known = 0
+    for doc in stable:
+        relaxed = doc.final_structure()
+        if novelty_index is not None and novelty_index.find_match(relaxed) is not None:
+            n_known += 1
+            continue
+        same_formula = kept.setdefault(reduced_formula(relaxed), [])
+        if any(_fits(matcher, other, relaxed) for _, other in same_formula):
+            n_duplicates += 1
+            continue
+        same_formula.append((doc, relaxed))
+    return [doc for group in kept.values() for doc, _ in group], n_duplicates, n_known
+
+
+def study_report(docs: list[CandidateDoc], study: str, wall_seconds: float | None = None,
+                 novelty_index=None) -> StudyReport:
+    """``novelty_index`` (see :func:`stable_unique_novel`) judges the relaxed structures' novelty for S.U.N."""
     judged = [d for d in docs if d.e_above_hull is not None]
     e_hull = np.array([d.e_above_hull for d in judged])
 
     def fraction(mask_count: int, total: int) -> float | None:
         return round(mask_count / total, 4) if total else None
 
-    sun = [d for d in judged if d.e_above_hull <= SUN_THRESHOLD and d.prefilter.unique and d.prefilter.novel]
+    sun, n_relaxed_duplicates, n_relaxed_to_known = stable_unique_novel(judged, novelty_index)
+    sun_as_generated = [d for d in judged
+                        if d.e_above_hull <= SUN_THRESHOLD and d.prefilter.unique and d.prefilter.novel]
     engines = sorted({d.stability.engine for d in judged})
     references = sorted({d.stability.reference for d in judged})
     report = StudyReport(
@@ -70,6 +109,9 @@ def study_report(docs: list[CandidateDoc], study: str, wall_seconds: float | Non
         n_relaxations_converged=sum(bool(d.relaxation.converged) for d in judged),
         n_relaxed_overlapping=sum(not structural_validity(d.final_structure()) for d in judged),
         sun_count=len(sun), sun_fraction=fraction(len(sun), len(judged)),
+        sun_count_before_relaxation=len(sun_as_generated), n_stable_relaxed_duplicates=n_relaxed_duplicates,
+        n_stable_relaxed_to_known=n_relaxed_to_known,
+        novelty_source=str(novelty_index.source) if novelty_index is not None else None,
         novel_fraction=fraction(sum(bool(d.prefilter.novel) for d in docs), len(docs)),
         median_e_above_hull=round(float(np.median(e_hull)), 4) if len(judged) else None,
         engine=",".join(engines) or None, reference=",".join(references) or None,

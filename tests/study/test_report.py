@@ -22,3 +22,43 @@ def test_report_fractions_and_fused_relaxations():
     assert report.fraction_ehull_below_0meV == round(1 / 3, 4)
     assert report.n_relaxed_overlapping == 1
     assert report.novel_fraction == 0.5
+
+
+def _relaxed_to(doc, structure: Structure):
+    doc.relaxation = doc.relaxation.model_copy(update={"structure": structure.as_dict()})
+    return doc
+
+
+def test_sun_is_judged_on_the_relaxed_structures(mg_o_settings):
+    """Two candidates that relax to one new crystal count once; one that relaxes onto MP's MgO does not count."""
+    from pccd_flows.evaluation.novelty import NoveltyIndex
+
+    known = NoveltyIndex(mg_o_settings.data_file)
+    rocksalt = known_phase("MgO")
+    wurtzite = known_phase("ZnO").copy()
+    wurtzite.replace_species({"Zn": "Mg"})
+    rutile = known_phase("SnO2").copy()
+    rutile.replace_species({"Sn": "Mg"})
+    assert known.is_novel(wurtzite) and known.is_novel(rutile) and not known.is_novel(rocksalt)
+
+    def generated(structure: Structure, seed: int) -> Structure:
+        shaken = structure.copy()
+        shaken.perturb(0.3, min_distance=0.2, seed=seed)  # as generated: off the crystal it relaxes to
+        return shaken
+
+    docs = [make_candidate(generated(wurtzite, 1), 0, e_above_hull=0.02, novel=True),
+            make_candidate(generated(wurtzite, 2), 1, e_above_hull=0.05, novel=True),
+            make_candidate(generated(rocksalt, 3), 2, e_above_hull=0.0, novel=True),
+            make_candidate(generated(rutile, 4), 3, e_above_hull=0.09, novel=True),
+            make_candidate(generated(rutile, 5), 4, e_above_hull=0.3, novel=True)]
+    for doc, relaxed in zip(docs, (wurtzite, wurtzite, rocksalt, rutile, rutile)):
+        doc.prefilter.unique = True
+        _relaxed_to(doc, relaxed)
+
+    report = study_report(docs, "hand-made", novelty_index=known)
+    assert report.sun_count == 2 and report.sun_fraction == 0.4  # wurtzite once, rutile; not rocksalt; not 0.3 eV
+    assert report.n_stable_relaxed_duplicates == 1 and report.n_stable_relaxed_to_known == 1
+    assert report.sun_count_before_relaxation == 4
+    assert report.novelty_source == str(mg_o_settings.data_file)
+    # without an index the prefilter's novelty stands: rocksalt counts, the wurtzite pair still once
+    assert study_report(docs, "hand-made").sun_count == 3
