@@ -178,13 +178,13 @@ def report_study_command(
     if plots is not None:
         write_figures(docs, report, plots)
     if stable_csv is not None:
-        write_stable_csv(docs, stable_csv)
+        write_stable_csv(docs, stable_csv, sun_candidate_ids=report.sun_candidate_ids)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(report.model_dump_json(indent=2))
     if as_json:
         print_json(report)
     else:
-        for key, value in report.model_dump(exclude={"comparison"}).items():
+        for key, value in report.model_dump(exclude={"comparison", "sun_candidate_ids"}).items():
             stderr.print(f"{key}: {value}")
         stderr.print(json.dumps(report.comparison, indent=1))

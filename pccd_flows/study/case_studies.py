@@ -53,9 +53,17 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
 
 def _generate_more(candidates, spec: StudySpec, formula: str, extra_samples: int, log) -> list[CandidateDoc]:
     system = CASE_STUDY_SYSTEMS[formula]
+    from rich.console import Console
+    from rich.progress import Progress
+
     log(f"{formula}: generating {extra_samples} crystals of that composition")
-    docs = generate_and_prefilter(candidates, spec, load_study_model(spec), system, extra_samples, spec.seed + 7919,
-                                  {"study": case_study_name(spec)}, composition=formula)
+    loaded_model = load_study_model(spec)
+    ticks = extra_samples * spec.sampler_settings().network_evaluations(loaded_model[0].config.timesteps)
+    with Progress(console=Console(stderr=True)) as bar:
+        task = bar.add_task(f"sampling {formula}", total=ticks)
+        docs = generate_and_prefilter(candidates, spec, loaded_model, system, extra_samples, spec.seed + 7919,
+                                      {"study": case_study_name(spec)}, composition=formula,
+                                      progress=lambda advance=1: bar.advance(task, advance))
     candidates.upsert(docs)
     return [d for d in docs if d.prefilter.passed and d.formula == formula]
 

@@ -225,7 +225,8 @@ def load_study_model(spec: StudySpec):
 
 
 def generate_and_prefilter(candidates, spec: StudySpec, loaded_model, system: str, n: int, seed: int,
-                           tags: dict, composition: str | None = None) -> list[CandidateDoc]:
+                           tags: dict, composition: str | None = None,
+                           progress: Callable[[int], None] | None = None) -> list[CandidateDoc]:
     """A seeded batch of one system (of one exact ``composition`` if given) from the study's checkpoint, judged by
     the prefilter against the store's earlier candidates of that system (not yet stored: the caller decides what to
     keep)."""
@@ -236,7 +237,7 @@ def generate_and_prefilter(candidates, spec: StudySpec, loaded_model, system: st
     model, codec, payload = loaded_model
     conditions = GenerationConditions(elements=tuple(system.split("-")), composition=composition)
     docs = [CandidateDoc.from_generated(c).model_copy(update=tags)
-            for c in generate(model, codec, payload, conditions, n, seed, spec.sampler_settings())]
+            for c in generate(model, codec, payload, conditions, n, seed, spec.sampler_settings(), progress=progress)]
     ids = {doc.candidate_id for doc in docs}
     known = [d for d in candidates.find({"chemsys": system}) if d.candidate_id not in ids]
     with warnings.catch_warnings():  # pymatgen warns for every noble gas it meets in SMACT's tables

@@ -47,6 +47,7 @@ class StudyReport(BaseModel):
         0, description="Stable candidates whose relaxed structure matches a lower-energy one of the study.")
     n_stable_relaxed_to_known: int = Field(
         0, description="Stable candidates whose relaxed structure matches an MP crystal (with a novelty index).")
+    sun_candidate_ids: list[str] = Field(default_factory=list, description="The S.U.N. candidates, lowest E_hull first.")
     novelty_source: str | None = Field(None, description="The known crystals the relaxed structures were matched "
                                                          "against; None: the prefilter's novelty was kept.")
     novel_fraction: float | None
@@ -111,6 +112,7 @@ def study_report(docs: list[CandidateDoc], study: str, wall_seconds: float | Non
         sun_count=len(sun), sun_fraction=fraction(len(sun), len(judged)),
         sun_count_before_relaxation=len(sun_as_generated), n_stable_relaxed_duplicates=n_relaxed_duplicates,
         n_stable_relaxed_to_known=n_relaxed_to_known,
+        sun_candidate_ids=[d.candidate_id for d in sorted(sun, key=lambda d: d.e_above_hull)],
         novelty_source=str(novelty_index.source) if novelty_index is not None else None,
         novel_fraction=fraction(sum(bool(d.prefilter.novel) for d in docs), len(docs)),
         median_e_above_hull=round(float(np.median(e_hull)), 4) if len(judged) else None,
@@ -173,18 +175,23 @@ def write_figures(docs: list[CandidateDoc], report: StudyReport, out_dir: Path) 
     return [path]
 
 
-def write_stable_csv(docs: list[CandidateDoc], path: Path, threshold: float = 0.08) -> int:
+def write_stable_csv(docs: list[CandidateDoc], path: Path, threshold: float = 0.08,
+                     sun_candidate_ids: list[str] | None = None) -> int:
+    """The candidates within ``threshold`` of the hull, lowest first; ``novel`` is the prefilter's verdict on the
+    generated structure, ``sun`` whether the candidate counts in the report's S.U.N. (relaxed: novel and unique)."""
+    sun = set(sun_candidate_ids or ())
     rows = sorted((d for d in docs if d.e_above_hull is not None and d.e_above_hull <= threshold),
                   key=lambda d: d.e_above_hull)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["candidate_id", "formula", "chemsys", "nsites", "e_above_hull", "decomposition", "novel",
-                         "matched_mp_id", "engine", "reference", "checkpoint_sha256", "seed", "index"])
+                         "matched_mp_id", "sun", "engine", "reference", "checkpoint_sha256", "seed", "index"])
         for d in rows:
             writer.writerow([d.candidate_id, d.formula, d.chemsys, d.nsites, round(d.e_above_hull, 4),
                              " + ".join(f"{f} {x:.3f}" for f, x in d.stability.decomposition.items()),
-                             d.prefilter.novel, d.prefilter.matched_mp_id, d.stability.engine, d.stability.reference,
+                             d.prefilter.novel, d.prefilter.matched_mp_id,
+                             d.candidate_id in sun if sun_candidate_ids is not None else "", d.stability.engine, d.stability.reference,
                              d.provenance.checkpoint_sha256[:12], d.provenance.seed, d.provenance.index])
     return len(rows)
 

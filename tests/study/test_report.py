@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+
 from pymatgen.core import Lattice, Structure
 
-from pccd_flows.study.report import study_report
+from pccd_flows.study.report import study_report, write_stable_csv
 from tests.factories import known_phase, make_candidate
 
 
@@ -29,7 +31,7 @@ def _relaxed_to(doc, structure: Structure):
     return doc
 
 
-def test_sun_is_judged_on_the_relaxed_structures(mg_o_settings):
+def test_sun_is_judged_on_the_relaxed_structures(mg_o_settings, tmp_path):
     """Two candidates that relax to one new crystal count once; one that relaxes onto MP's MgO does not count."""
     from pccd_flows.evaluation.novelty import NoveltyIndex
 
@@ -60,5 +62,13 @@ def test_sun_is_judged_on_the_relaxed_structures(mg_o_settings):
     assert report.n_stable_relaxed_duplicates == 1 and report.n_stable_relaxed_to_known == 1
     assert report.sun_count_before_relaxation == 4
     assert report.novelty_source == str(mg_o_settings.data_file)
+    assert report.sun_candidate_ids == [docs[0].candidate_id, docs[3].candidate_id]  # lowest E_hull first
+
+    table = tmp_path / "stable.csv"
+    assert write_stable_csv(docs, table, threshold=0.1, sun_candidate_ids=report.sun_candidate_ids) == 4
+    with table.open() as handle:
+        sun_column = {row["candidate_id"]: row["sun"] for row in csv.DictReader(handle)}
+    assert sun_column == {docs[0].candidate_id: "True", docs[1].candidate_id: "False",
+                          docs[2].candidate_id: "False", docs[3].candidate_id: "True"}
     # without an index the prefilter's novelty stands: rocksalt counts, the wurtzite pair still once
     assert study_report(docs, "hand-made").sun_count == 3

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from lattice_at_t200 import summary
 from pymatgen.core import Element, Lattice, Structure
+from rich.progress import track
 from sklearn.ensemble import HistGradientBoostingRegressor
-from tqdm import tqdm
 
 from pccd_flows.cli.data import resolve_data
 from pccd_flows.codec.encode import DEFAULT_CODEC
@@ -54,7 +54,7 @@ def one_step_estimates(dataset, indices, model, t: int, noise_seed: int) -> dict
     diffusion = GaussianDiffusion(model.config.timesteps)
     ab = diffusion.alpha_bar[t - 1]
     estimates, noisy = [], []
-    for start in tqdm(range(0, len(indices), 256), desc="one step", leave=False):
+    for start in track(range(0, len(indices), 256), description="one step", transient=True):
         chosen = indices[start:start + 256]
         x0 = to_features(torch.from_numpy(dataset.tensors[chosen]))
         conditions = Conditions(torch.from_numpy(dataset.elements[chosen]), torch.from_numpy(dataset.band_gap[chosen]),
@@ -113,7 +113,7 @@ def features(crystal, table) -> list[float]:
 
 def crystals(dataset, indices, estimates) -> list[dict]:
     out = []
-    for k, index in enumerate(tqdm(indices, desc="bonds", leave=False)):
+    for k, index in enumerate(track(indices, description="bonds", transient=True)):
         tensor = dataset.tensors[index]
         frac, species = true_atoms(tensor, dataset.elements[index])
         estimate = cell(estimates["channel2"][k])
@@ -180,9 +180,9 @@ def main() -> None:
     optimizer = StructOptimizer()
     subset = valid[:args.n_relax]
     report["chgnet_from_estimate_true_positions"] = summary(np.array(
-        [relaxed_error(c, *c["estimate"], optimizer) for c in tqdm(subset, desc="CHGNet from the estimate")]))
+        [relaxed_error(c, *c["estimate"], optimizer) for c in track(subset, description="CHGNet from the estimate")]))
     report["chgnet_from_true_crystal"] = summary(np.array(
-        [relaxed_error(c, *c["true"], optimizer) for c in tqdm(subset, desc="CHGNet from the true crystal")]))
+        [relaxed_error(c, *c["true"], optimizer) for c in track(subset, description="CHGNet from the true crystal")]))
     report["model_one_step_same_subset"] = summary(np.exp(-y_valid[:args.n_relax]) - 1)
     with open(args.out, "w") as handle:
         json.dump(report, handle, indent=1)
