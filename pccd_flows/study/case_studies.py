@@ -52,10 +52,10 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
 
 
 def _generate_more(candidates, spec: StudySpec, formula: str, extra_samples: int, log) -> list[CandidateDoc]:
-    system = CASE_STUDY_SYSTEMS[formula]
     from rich.console import Console
     from rich.progress import Progress
 
+    system = CASE_STUDY_SYSTEMS[formula]
     log(f"{formula}: generating {extra_samples} crystals of that composition")
     loaded_model = load_study_model(spec)
     ticks = extra_samples * spec.sampler_settings().network_evaluations(loaded_model[0].config.timesteps)

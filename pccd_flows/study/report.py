@@ -66,25 +66,26 @@ def stable_unique_novel(judged: list[CandidateDoc], novelty_index=None) -> tuple
     """S.U.N. on the relaxed structures: E_hull <= 0.1 eV/atom; novel, i.e. no MP crystal of the formula matches the
     relaxed structure (``novelty_index``: a :class:`~pccd_flows.evaluation.novelty.NoveltyIndex`; without one the
     prefilter's verdict on the generated structure stands); unique, i.e. of relaxed structures that match, only the
-    lowest in energy counts. Returns the S.U.N. candidates, the relaxed duplicates and those relaxed onto MP
+    lowest in energy counts. Returns the S.U.N. candidates (lowest E_hull first), the relaxed duplicates and those relaxed onto MP
     crystals."""
     stable = sorted((d for d in judged if d.e_above_hull <= SUN_THRESHOLD
                      and (novelty_index is not None or d.prefilter.novel is not False)),
                     key=lambda d: d.e_above_hull)
     matcher = structure_matcher()
-    kept: dict[str, list[tuple[CandidateDoc, object]]] = {}
-    n_duplicates = n_known = 0
+    kept_by_formula: dict[str, list] = {}
+    sun, n_duplicates, n_known = [], 0, 0
     for doc in stable:
         relaxed = doc.final_structure()
         if novelty_index is not None and novelty_index.find_match(relaxed) is not None:
             n_known += 1
             continue
-        same_formula = kept.setdefault(reduced_formula(relaxed), [])
-        if any(_fits(matcher, other, relaxed) for _, other in same_formula):
+        kept = kept_by_formula.setdefault(reduced_formula(relaxed), [])
+        if any(_fits(matcher, other, relaxed) for other in kept):
             n_duplicates += 1
             continue
-        same_formula.append((doc, relaxed))
-    return [doc for group in kept.values() for doc, _ in group], n_duplicates, n_known
+        kept.append(relaxed)
+        sun.append(doc)
+    return sun, n_duplicates, n_known
 
 
 def study_report(docs: list[CandidateDoc], study: str, wall_seconds: float | None = None,
@@ -112,7 +113,7 @@ def study_report(docs: list[CandidateDoc], study: str, wall_seconds: float | Non
         sun_count=len(sun), sun_fraction=fraction(len(sun), len(judged)),
         sun_count_before_relaxation=len(sun_as_generated), n_stable_relaxed_duplicates=n_relaxed_duplicates,
         n_stable_relaxed_to_known=n_relaxed_to_known,
-        sun_candidate_ids=[d.candidate_id for d in sorted(sun, key=lambda d: d.e_above_hull)],
+        sun_candidate_ids=[d.candidate_id for d in sun],
         novelty_source=str(novelty_index.source) if novelty_index is not None else None,
         novel_fraction=fraction(sum(bool(d.prefilter.novel) for d in docs), len(docs)),
         median_e_above_hull=round(float(np.median(e_hull)), 4) if len(judged) else None,
@@ -191,7 +192,8 @@ def write_stable_csv(docs: list[CandidateDoc], path: Path, threshold: float = 0.
             writer.writerow([d.candidate_id, d.formula, d.chemsys, d.nsites, round(d.e_above_hull, 4),
                              " + ".join(f"{f} {x:.3f}" for f, x in d.stability.decomposition.items()),
                              d.prefilter.novel, d.prefilter.matched_mp_id,
-                             d.candidate_id in sun if sun_candidate_ids is not None else "", d.stability.engine, d.stability.reference,
+                             d.candidate_id in sun if sun_candidate_ids is not None else "",
+                             d.stability.engine, d.stability.reference,
                              d.provenance.checkpoint_sha256[:12], d.provenance.seed, d.provenance.index])
     return len(rows)
 
