@@ -28,6 +28,7 @@ from rich.progress import track
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from pccd_flows.cli.data import resolve_data
+from pccd_flows.codec.decode import decode_lattice
 from pccd_flows.codec.encode import DEFAULT_CODEC
 from pccd_flows.model.checkpoint import load_model
 from pccd_flows.model.dataset import load_encoded_dataset
@@ -38,9 +39,9 @@ from pccd_flows.settings import get_settings
 HALF = DEFAULT_CODEC.lattice_rows
 
 
-def cell(channel2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    angles = np.clip(DEFAULT_CODEC.denormalise_angles(np.median(channel2[:HALF], axis=0)), 1, 179)
-    return DEFAULT_CODEC.denormalise_lengths(np.median(channel2[HALF:], axis=0)), angles
+def cell(tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lattice = decode_lattice(tensor)
+    return np.array(lattice.abc), np.array(lattice.angles)
 
 
 def true_atoms(tensor: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -61,9 +62,9 @@ def one_step_estimates(dataset, indices, model, t: int, noise_seed: int) -> dict
                                 torch.from_numpy(dataset.magnetic[chosen]))
         noise = torch.stack([initial_noise(noise_seed, int(i), tuple(x0.shape[1:])) for i in chosen])
         xt = diffusion.q_sample(x0, torch.full((len(chosen),), t), noise)
-        estimates.append(from_features(diffusion.ddim_sample(model, xt, conditions, steps=1, start_step=t)).numpy()[:, 2])
+        estimates.append(from_features(diffusion.ddim_sample(model, xt, conditions, steps=1, start_step=t)).numpy())
         noisy.append(DEFAULT_CODEC.denormalise_lengths((((xt / ab.sqrt())[:, 6:, HALF:].mean(2) + 1) / 2).numpy()))
-    return {"channel2": np.concatenate(estimates), "noisy_lengths": np.concatenate(noisy)}
+    return {"tensors": np.concatenate(estimates), "noisy_lengths": np.concatenate(noisy)}
 
 
 def first_shell(frac, species, lattice) -> tuple[list[tuple[str, str]], np.ndarray]:
@@ -116,9 +117,9 @@ def crystals(dataset, indices, estimates) -> list[dict]:
     for k, index in enumerate(track(indices, description="bonds", transient=True)):
         tensor = dataset.tensors[index]
         frac, species = true_atoms(tensor, dataset.elements[index])
-        estimate = cell(estimates["channel2"][k])
+        estimate = cell(estimates["tensors"][k])
         pairs, vectors = first_shell(frac, species, Lattice.from_parameters(*estimate[0], *estimate[1]))
-        out.append({"true": cell(tensor[2]), "estimate": estimate, "noisy": estimates["noisy_lengths"][k],
+        out.append({"true": cell(tensor), "estimate": estimate, "noisy": estimates["noisy_lengths"][k],
                     "frac": frac, "species": species, "pairs": pairs, "vectors": vectors})
     return out
 
