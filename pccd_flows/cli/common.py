@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+
+from pccd_flows.progress import progress_bar, stderr  # noqa: F401 - the CLI's commands take both from here
 
 # Results go to stdout (so `--json` output can be piped), everything for the eye goes to stderr.
 stdout = Console()
-stderr = Console(stderr=True)
 
 DataOption = Annotated[
     Path | None,
@@ -72,20 +64,6 @@ def emit_report(report: BaseModel, out: Path | None, as_json: bool) -> bool:
     if as_json:
         print_json(report)
     return as_json
-
-
-@contextmanager
-def progress_bar(description: str, total: int | None):
-    columns = [
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=stderr, transient=False) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda advance=1: progress.advance(task, advance)
 
 
 def write_workflow_file(workflow, path: Path) -> None:

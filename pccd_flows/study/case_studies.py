@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from pccd_flows.progress import progress_bar
 from pccd_flows.schemas.candidate import CandidateDoc
 from pccd_flows.study.paper746 import (
     CASE_STUDY_SYSTEMS,
@@ -52,18 +53,13 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
 
 
 def _generate_more(candidates, spec: StudySpec, formula: str, extra_samples: int, log) -> list[CandidateDoc]:
-    from rich.console import Console
-    from rich.progress import Progress
-
     system = CASE_STUDY_SYSTEMS[formula]
     log(f"{formula}: generating {extra_samples} crystals of that composition")
     loaded_model = load_study_model(spec)
     ticks = extra_samples * spec.sampler_settings().network_evaluations(loaded_model[0].config.timesteps)
-    with Progress(console=Console(stderr=True)) as bar:
-        task = bar.add_task(f"sampling {formula}", total=ticks)
+    with progress_bar(f"sampling {formula}", ticks) as advance:
         docs = generate_and_prefilter(candidates, spec, loaded_model, system, extra_samples, spec.seed + 7919,
-                                      {"study": case_study_name(spec)}, composition=formula,
-                                      progress=lambda advance=1: bar.advance(task, advance))
+                                      {"study": case_study_name(spec)}, composition=formula, progress=advance)
     candidates.upsert(docs)
     return [d for d in docs if d.prefilter.passed and d.formula == formula]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from pccd_flows.evaluation.metrics import _fits, reduced_formula, structural_validity, structure_matcher
+from pccd_flows.evaluation.metrics import match_groups, structural_validity
 from pccd_flows.schemas.candidate import CandidateDoc
 
 SUN_THRESHOLD = 0.1  # eV/atom: "stable" in S.U.N. (stable, unique, novel), as MatterGen counts it
@@ -66,25 +66,17 @@ def stable_unique_novel(judged: list[CandidateDoc], novelty_index=None) -> tuple
     """S.U.N. on the relaxed structures: E_hull <= 0.1 eV/atom; novel, i.e. no MP crystal of the formula matches the
     relaxed structure (``novelty_index``: a :class:`~pccd_flows.evaluation.novelty.NoveltyIndex`; without one the
     prefilter's verdict on the generated structure stands); unique, i.e. of relaxed structures that match, only the
-    lowest in energy counts. Returns the S.U.N. candidates (lowest E_hull first), the relaxed duplicates and those relaxed onto MP
-    crystals."""
+    lowest in energy counts. Returns the S.U.N. candidates (lowest E_hull first), the number of relaxed duplicates and
+    the number relaxed onto MP crystals."""
     stable = sorted((d for d in judged if d.e_above_hull <= SUN_THRESHOLD
                      and (novelty_index is not None or d.prefilter.novel is not False)),
                     key=lambda d: d.e_above_hull)
-    matcher = structure_matcher()
-    kept_by_formula: dict[str, list] = {}
-    sun, n_duplicates, n_known = [], 0, 0
-    for doc in stable:
-        relaxed = doc.final_structure()
-        if novelty_index is not None and novelty_index.find_match(relaxed) is not None:
-            n_known += 1
-            continue
-        kept = kept_by_formula.setdefault(reduced_formula(relaxed), [])
-        if any(_fits(matcher, other, relaxed) for other in kept):
-            n_duplicates += 1
-            continue
-        kept.append(relaxed)
-        sun.append(doc)
+    relaxed = [(d, d.final_structure()) for d in stable]
+    novel = [(d, s) for d, s in relaxed if novelty_index is None or novelty_index.find_match(s) is None]
+    # each group's first member is its lowest in energy, and groups come in the order of their first members
+    groups = match_groups([s for _, s in novel])
+    sun = [novel[group[0]][0] for group in groups]
+    n_duplicates, n_known = len(novel) - len(groups), len(relaxed) - len(novel)
     return sun, n_duplicates, n_known
 
 
