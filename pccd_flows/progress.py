@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,7 +15,27 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-stderr = Console(stderr=True)
+# Where no terminal reads the output (a pipe, a file, a job log) a line is data: candidate ids, paths and printed
+# commands must come out whole, not wrapped at rich's default of 80 columns.
+PIPE_WIDTH = 10_000
+
+
+class PipeFriendlyConsole(Console):
+    """A rich console that wraps at the terminal's width, and not at all when it writes to a pipe or a file."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
+
+
+stderr = PipeFriendlyConsole(stderr=True)
 
 
 @contextmanager

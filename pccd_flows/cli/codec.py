@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pccd_flows.cli.common import DataOption, JsonOption, LimitOption, emit_report, fail, progress_bar, stdout
+from pccd_flows.cli.common import (
+    DataOption,
+    JsonOption,
+    LimitOption,
+    emit_report,
+    fail,
+    progress_bar,
+    require_output_file,
+    stdout,
+)
 from pccd_flows.cli.data import resolve_data
 from pccd_flows.codec.check import check_codec
 from pccd_flows.data.io import DataFormatError, count_records, read_records
@@ -31,24 +40,25 @@ def check(
 ) -> None:
     """Encode then decode every structure and compare with the original (StructureMatcher)."""
     path = resolve_data(data)
-    records = read_records(path, limit=limit)
+    if out is not None:
+        require_output_file(out, "--out")
     try:
+        records = read_records(path, limit=limit)
         first = list(itertools.islice(records, 1))  # surface a wrong file format before the pool starts
-    except DataFormatError as exc:
-        fail(str(exc))
-    total = count_records(path)
-    if limit is not None:
-        total = min(limit, total) if total is not None else limit
-    with progress_bar(f"round-tripping {path.name}", total) as advance:
-        try:
+        if not first:
+            fail(f"{path}: no crystal records (an empty data file?)")
+        total = count_records(path)
+        if limit is not None:
+            total = min(limit, total) if total is not None else limit
+        with progress_bar(f"round-tripping {path.name}", total) as advance:
             report = check_codec(
                 itertools.chain(first, records),
                 workers=workers or get_settings().workers,
                 on_result=lambda _: advance(),
                 noise=noise,
             )
-        except DataFormatError as exc:
-            fail(str(exc))
+    except DataFormatError as exc:
+        fail(str(exc))
     if emit_report(report, out, as_json):
         return
     table = Table("metric", "value", title=f"Codec round trip: {path.name}")

@@ -2,18 +2,67 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import IO, Annotated, NoReturn
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
+from rich.markup import escape
 
-from pccd_flows.progress import progress_bar, stderr  # noqa: F401 - the CLI's commands take both from here
+from pccd_flows.progress import PipeFriendlyConsole, progress_bar, stderr  # noqa: F401 - commands take them from here
 
-# Results go to stdout (so `--json` output can be piped), everything for the eye goes to stderr.
-stdout = Console()
+# Results go to stdout (so `--json` output can be piped), everything for the eye goes to stderr. While a command
+# runs, sys.stdout points at stderr (libraries print banners: CHGNet's "CHGNet v0.3.0 initialized..."); results
+# are written to the real stdout, kept here.
+_results: list[IO[str]] = []
+
+
+def results_stream() -> IO[str]:
+    """Where results go: the real stdout of the running command (sys.stdout outside a command)."""
+    return _results[-1] if _results else sys.stdout
+
+
+@contextlib.contextmanager
+def chatter_on_stderr() -> Iterator[None]:
+    """Run a command with anything printed on sys.stdout sent to stderr; results still reach stdout."""
+    _results.append(sys.stdout)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _results.pop()
+
+
+class _ResultsConsole(PipeFriendlyConsole):
+    @property
+    def file(self) -> IO[str]:
+        return results_stream()
+
+    @file.setter
+    def file(self, new_file: IO[str]) -> None:  # rich sets it only for consoles made with file=...
+        self._file = new_file
+
+
+stdout = _ResultsConsole()
+
+
+def echo(text: str) -> None:
+    """A plain result line (JSON, CSV) on stdout, never wrapped or marked up."""
+    print(text, file=results_stream())
+
+
+def finite(value: float | None) -> float | None:
+    """Option callback: click's ranges let `nan` through (every comparison with it is false), and `inf` is never
+    meant."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
 
 DataOption = Annotated[
     Path | None,
@@ -22,13 +71,16 @@ DataOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 SamplerStepsOption = Annotated[int, typer.Option("--steps", min=1, help="DDIM denoising steps.")]
 EtaOption = Annotated[float, typer.Option(
-    "--eta", min=0.0, help="DDIM noise: 1 adds the ancestral sampler's noise at each step (default), 0 is deterministic.")]
+    "--eta", min=0.0, callback=finite,
+    help="DDIM noise: 1 adds the ancestral sampler's noise at each step (default), 0 is deterministic.")]
 RepulsionOption = Annotated[float, typer.Option(
-    "--repulsion", min=0.0, help="Overlap repulsion: in the last sampler steps, points of different elements closer "
-    "than this fraction of the sum of their covalent radii are pushed apart (0: off).")]
+    "--repulsion", min=0.0, callback=finite,
+    help="Overlap repulsion: in the last sampler steps, points of different elements closer than this fraction of "
+    "the sum of their covalent radii are pushed apart (0: off).")]
 MinCovalentRatioOption = Annotated[float, typer.Option(
-    "--min-covalent-ratio", min=0.0, help="Screening: reject atoms closer than this fraction of the sum of their "
-    "covalent radii (0: only the 0.5 A validity test).")]
+    "--min-covalent-ratio", min=0.0, callback=finite,
+    help="Screening: reject atoms closer than this fraction of the sum of their covalent radii (0: only the 0.5 A "
+    "validity test).")]
 IcsdOxidationStatesOption = Annotated[bool, typer.Option(
     "--icsd-oxidation-states/--smact-only", help="Screening: also require a charge balance with oxidation states "
     "seen in the ICSD.")]
@@ -45,21 +97,123 @@ def gather_values(first: list[str] | None, ctx: typer.Context) -> list[str]:
     return [part for value in values for part in value.replace(",", "-").split("-") if part]
 
 
+def one_line(message: object) -> str:
+    """Messages (ours and libraries') as one line: job logs and `grep` read errors line by line."""
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """Stop with a one-line error, the way a scientist wants to read it in a job log."""
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escaped: messages are plain text, and rich would swallow `[dft]` in `pip install 'pccd-flows[dft]'`
+    stderr.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    stderr.print(f"[yellow]warning:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def job_progress() -> Iterator[list[str]]:
+    """Progress of a jobflow run on stderr, one line per job as it starts, and each failed job as a warning
+    (jobflow logs them at INFO and carries on; without this a screening is silent for minutes and fails unseen).
+    Yields the names of the jobs that failed."""
+    import logging
+    import time
+
+    failed: list[str] = []
+    start = time.monotonic()
+
+    class _Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if message.startswith("Starting job - "):
+                name = message.removeprefix("Starting job - ").rsplit(" (", 1)[0]
+                stderr.print(f"[{time.monotonic() - start:6.0f} s] {escape(name)}", highlight=False, soft_wrap=True)
+            elif " failed with exception:" in message:
+                name, _, trace = message.partition(" failed with exception:")
+                failed.append(name)
+                last = trace.strip().splitlines()[-1] if trace.strip() else ""
+                warn(f"job {name} failed: {last}")
+
+    logger = logging.getLogger("jobflow")
+    handler, level, propagate = _Handler(), logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # these INFO lines are shown once, here
+    try:
+        yield failed
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def print_json(document: BaseModel | dict) -> None:
     text = document.model_dump_json(indent=2) if isinstance(document, BaseModel) else json.dumps(document, indent=2)
-    print(text)
+    echo(text)
+
+
+def require_file(path: Path, option: str) -> Path:
+    """An input file that must exist and be a file (not a folder)."""
+    if not path.exists():
+        fail(f"{option} {path}: no such file")
+    if not path.is_file():
+        fail(f"{option} {path}: is a directory, not a file")
+    return path
+
+
+def require_output_file(path: Path, option: str) -> Path:
+    """A file to write: not a folder, and its folder creatable (made here)."""
+    if path.is_dir():
+        fail(f"{option} {path}: is a directory; name a file to write")
+    _make_parent(path, option)
+    return path
+
+
+def require_output_dir(path: Path, option: str) -> Path:
+    """A folder to write into: made here when missing; an existing file is an error."""
+    if path.exists() and not path.is_dir():
+        fail(f"{option} {path}: is a file; name a directory")
+    _make_parent(path, option)
+    return path
+
+
+def _make_parent(path: Path, option: str) -> None:
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                fail(f"{option} {path}: {parent} is a file, not a directory")
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"{option} {path}: cannot create {path.parent} ({exc.strerror})")
+
+
+def check_store_location() -> None:
+    """The embedded store's folder (PCCD_STORE_DIR) must be a folder: checked before any work is done."""
+    from pccd_flows.settings import get_settings
+
+    settings = get_settings()
+    if settings.store_file is not None:
+        if not settings.store_file.is_file():
+            fail(f"PCCD_STORE_FILE={settings.store_file}: no such file")
+        return
+    directory = settings.store_dir.expanduser()
+    if directory.exists() and not directory.is_dir():
+        fail(f"PCCD_STORE_DIR={settings.store_dir}: is a file; the embedded store needs a directory")
+    for parent in directory.resolve().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                fail(f"PCCD_STORE_DIR={settings.store_dir}: {parent} is a file, not a directory")
+            break
 
 
 def emit_report(report: BaseModel, out: Path | None, as_json: bool) -> bool:
     """Write the report to ``out`` if asked, print it as JSON if asked; True when nothing is left to show."""
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        require_output_file(out, "--out")
         out.write_text(report.model_dump_json(indent=2))
     if as_json:
         print_json(report)
@@ -72,6 +226,7 @@ def write_workflow_file(workflow, path: Path) -> None:
     from monty.json import jsanitize
     from monty.serialization import dumpfn
 
+    require_output_file(path, "--write-workflow")
     dumpfn(jsanitize(workflow.to_dict(), strict=False, enum_values=True), str(path))
 
 

@@ -8,8 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pccd_flows.cli.common import DataOption, JsonOption, LimitOption, fail, print_json, stdout
-from pccd_flows.data.io import DataFormatError, read_records
+from pccd_flows.cli.common import (
+    DataOption,
+    JsonOption,
+    LimitOption,
+    fail,
+    print_json,
+    require_output_file,
+    stdout,
+)
+from pccd_flows.data.io import DataFormatError, data_format, read_records
 from pccd_flows.data.stats import compute_stats
 from pccd_flows.settings import get_settings
 
@@ -20,6 +28,12 @@ def resolve_data(path: Path | None) -> Path:
     path = path or get_settings().data_file
     if not path.exists():
         fail(f"{path}: no such data file")
+    if not path.is_file():
+        fail(f"{path}: is a directory, not a data file")
+    try:
+        data_format(path)
+    except DataFormatError as exc:
+        fail(str(exc))
     return path
 
 
@@ -31,6 +45,8 @@ def stats(data: DataOption = None, limit: LimitOption = None, as_json: JsonOptio
         result = compute_stats(read_records(path, limit=limit))
     except DataFormatError as exc:
         fail(str(exc))
+    if result.n_records == 0:
+        fail(f"{path}: no crystal records (an empty data file?)")
     if as_json:
         print_json(result)
         return
@@ -62,6 +78,7 @@ def fetch(
     """Download the paper's selection (<=3 elements, <=16 sites, band gap, magnetic ordering) through mp-api."""
     from pccd_flows.data.fetch import MPFetchError, fetch_paper_selection
 
+    require_output_file(out, "--out")
     try:
         count = fetch_paper_selection(out, api_key=api_key, limit=limit)
     except MPFetchError as exc:

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from pccd_flows.cli.common import JsonOption, fail, print_json, progress_bar, stdout
+from pccd_flows.cli.common import JsonOption, fail, print_json, progress_bar, require_file, stdout
 
 
 def ehull_command(
@@ -25,17 +26,30 @@ def ehull_command(
 
     from pccd_flows.settings import get_settings
     from pccd_flows.stability.assess import energy_above_hull
-    from pccd_flows.stability.engines import EngineError, RelaxSettings
-    from pccd_flows.stability.references import ReferenceError
+    from pccd_flows.stability.engines import EngineError, RelaxSettings, check_engine
+    from pccd_flows.stability.references import REFERENCES, ReferenceError
     from pccd_flows.stores.config import StoreError
 
     structures = []
     for path in files:
+        require_file(path, "structure file")
         try:
-            structures.append((str(path), Structure.from_file(path)))
+            structure = Structure.from_file(path)
         except Exception as exc:  # noqa: BLE001 - pymatgen raises many types for unreadable files
             fail(f"{path}: cannot read a structure ({str(exc).splitlines()[0][:150] if str(exc) else type(exc).__name__})")
+        if not structure.is_ordered:
+            fail(f"{path}: has partial occupancies (a disordered structure); the hull needs an ordered one "
+                 "(order it first, e.g. pymatgen's OrderDisorderedStructureTransformation)")
+        if len(structure) == 0:
+            fail(f"{path}: holds no atoms")
+        structures.append((str(path), structure))
     reference = reference or get_settings().reference
+    if reference not in REFERENCES:
+        fail(f"unknown --reference {reference!r}: choose one of {', '.join(REFERENCES)}")
+    try:
+        check_engine(engine)
+    except EngineError as exc:
+        fail(str(exc))
     try:
         with progress_bar(f"{'relax + ' if relax else ''}hull ({engine}, {reference})", len(structures)) as advance:
             report = energy_above_hull(structures, engine=engine, reference=reference,
@@ -50,7 +64,7 @@ def ehull_command(
         table.add_column(column)
     for row in report.results:
         if row.error:
-            table.add_row(row.source, row.formula, "-", "-", f"[red]{row.error}")
+            table.add_row(row.source, row.formula, "-", "-", f"[red]{escape(row.error)}")
             continue
         decomposition = " + ".join(f"{f:.2f} {k}" for k, f in row.decomposition.items())
         table.add_row(row.source, row.formula, f"{row.energy_per_atom:.4f}", f"{row.e_above_hull:.4f}", decomposition)

@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from pccd_flows.cli.common import fail, stderr, write_workflow_file
+from pccd_flows.cli.common import (
+    check_store_location,
+    echo,
+    fail,
+    require_output_dir,
+    require_output_file,
+    stderr,
+    stdout,
+    warn,
+    write_workflow_file,
+)
 
 
 def _engine(value: str | None) -> str | None:
@@ -66,6 +76,12 @@ def followup_command(
 
     if (candidate_id is None) == (cif is None):
         fail("give exactly one of --candidate-id ID or --cif FILE")
+    if write_workflow is not None:
+        require_output_file(write_workflow, "--write-workflow")
+    if plots is not None:
+        require_output_dir(plots, "--plots")
+    if candidate_id is not None:
+        check_store_location()
     dft, phonons = checked_engines(dft, phonons, runs_here=write_workflow is None)
     maker = FollowUpFlowMaker(dft=dft, phonons=phonons, category=None, relax_with=_engine(relax_with),
                               gpaw_settings=GpawSettings(ecut=ecut, kpoint_density=kpoint_density))
@@ -91,12 +107,14 @@ def followup_command(
             try:
                 products = decomposition_products(doc)
             except ReferenceError as exc:
-                stderr.print(f"no DFT stability check: {exc}")
+                warn(f"no DFT stability check: {exc}")
     else:
         try:
             structure = Structure.from_file(cif)
         except Exception as exc:  # noqa: BLE001 - any unreadable file
             fail(f"cannot read {cif}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
+        if not structure.is_ordered:
+            fail(f"{cif}: has partial occupancies (a disordered structure); DFT and phonons need an ordered one")
     try:
         flow = maker.make(structure, candidate_id, products)
     except ValueError as exc:
@@ -106,7 +124,8 @@ def followup_command(
 
         workflow = flow_to_workflow(flow)
         write_workflow_file(workflow, write_workflow)
-        stderr.print(f"wrote {write_workflow}: {len(workflow.fws)} fireworks; add it with `lpad add {write_workflow}`")
+        stdout.print(f"wrote {write_workflow}: {len(workflow.fws)} fireworks; add it with `lpad add {write_workflow}`",
+                     highlight=False)
         return
     stderr.print(f"follow-up of {structure.composition.reduced_formula}: {dft or 'no'} DFT, "
                  f"{phonons or 'no'} phonons")
@@ -116,7 +135,7 @@ def followup_command(
     if summary is None:
         fail("the follow-up did not finish (see the job folders under the scratch directory)")
     if as_json:
-        print(json.dumps(summary, indent=2))
-    else:
+        echo(json.dumps(summary, indent=2))
+    else:  # results: on stdout, as plain lines (a value can hold brackets that rich would read as markup)
         for key, value in summary.items():
-            stderr.print(f"{key}: {value}")
+            echo(f"{key}: {value}")

@@ -14,8 +14,10 @@ from pccd_flows.cli.common import (
     RepulsionOption,
     SamplerStepsOption,
     fail,
+    finite,
     gather_values,
     progress_bar,
+    require_output_dir,
     stdout,
 )
 from pccd_flows.model.conditions import BandGapClass, MagneticClass
@@ -31,6 +33,8 @@ def load_checkpoint_or_fail(checkpoint: Path | None):
     from pccd_flows.settings import get_settings
 
     path = checkpoint or get_settings().checkpoint
+    if path.is_dir():
+        fail(f"--checkpoint {path}: is a directory; name a checkpoint file (.pt)")
     try:
         return load_model(path)
     except CheckpointError as exc:
@@ -52,7 +56,8 @@ def generate_command(
     steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
     eta: EtaOption = DEFAULT_SAMPLER_ETA,
     repulsion: RepulsionOption = DEFAULT_REPULSION_RATIO,
-    guidance: Annotated[float, typer.Option("--guidance", help="Classifier-free guidance scale (1 = none).")] = 1.0,
+    guidance: Annotated[float, typer.Option(
+        "--guidance", callback=finite, help="Classifier-free guidance scale (1 = none).")] = 1.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     checkpoint: CheckpointOption = None,
 ) -> None:
@@ -72,6 +77,7 @@ def generate_command(
                                            repulsion_ratio=repulsion)
     except ValidationError as exc:
         fail(exc.errors()[0]["msg"].removeprefix("Value error, "))
+    require_output_dir(out, "--out")  # before the sampling, not after it
     model, codec, payload = load_checkpoint_or_fail(checkpoint)
     total_ticks = n * sampler_settings.network_evaluations(model.config.timesteps)
     with progress_bar(f"sampling {conditions.composition or '-'.join(conditions.elements)}", total_ticks) as advance:

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from pccd_flows.cli.common import JsonOption, fail, stderr, stdout
+from pccd_flows.cli.common import (
+    JsonOption,
+    check_store_location,
+    echo,
+    fail,
+    require_output_dir,
+    results_stream,
+    stderr,
+    stdout,
+)
 
 CSV_COLUMNS = ("candidate_id", "formula", "chemsys", "e_above_hull", "formation_energy_per_atom", "energy_per_atom",
                "engine", "reference", "novel", "matched_mp_id", "checkpoint_sha256", "seed", "index")
@@ -37,17 +45,30 @@ def query_command(
     max_ehull: Annotated[float | None, typer.Option("--max-ehull", help="eV/atom above hull, at most.")] = None,
     stable_only: Annotated[bool, typer.Option("--stable-only", help="On or below the hull (E_hull <= 0).")] = False,
     novel_only: Annotated[bool, typer.Option("--novel-only", help="Only crystals no MP structure matches.")] = False,
-    sort: Annotated[str, typer.Option("--sort", help="Field to sort by (ascending).")] = "e_above_hull",
+    sort: Annotated[str, typer.Option("--sort", help="Sort by (ascending; candidates without a value last): "
+                                      "e_above_hull, formation_energy_per_atom, energy_per_atom, formula, chemsys, "
+                                      "candidate_id, seed, index, last_updated.")] = "e_above_hull",
     limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV on stdout.")] = False,
     cif_dir: Annotated[Path | None, typer.Option("--cif-dir", help="Write each candidate's (relaxed) CIF here.")] = None,
 ) -> None:
     """Candidates from the store (embedded by default; PCCD_STORE_FILE for MongoDB), filtered and sorted."""
+    from pydantic import ValidationError
+
     from pccd_flows.stores.candidates import CandidateQuery, CandidateStore
     from pccd_flows.stores.config import StoreError
 
-    query = CandidateQuery(chemsys=_systems(chemsys, ctx), max_ehull=max_ehull, stable_only=stable_only, novel_only=novel_only, sort=sort, limit=limit)
+    if sum([as_json, as_csv]) > 1:
+        fail("choose one of --json and --csv")
+    try:
+        query = CandidateQuery(chemsys=_systems(chemsys, ctx), max_ehull=max_ehull, stable_only=stable_only,
+                               novel_only=novel_only, sort=sort, limit=limit)
+    except ValidationError as exc:
+        fail(exc.errors()[0]["msg"].removeprefix("Value error, "))
+    if cif_dir is not None:
+        require_output_dir(cif_dir, "--cif-dir")
+    check_store_location()
     try:
         docs = CandidateStore().search(query)
     except StoreError as exc:
@@ -60,9 +81,9 @@ def query_command(
                 structure.to(filename=str(cif_dir / f"{doc.candidate_id}_{structure.composition.reduced_formula}.cif"))
         stderr.print(f"wrote {len(docs)} CIFs to {cif_dir}")
     if as_json:
-        print(json.dumps({"n": len(docs), "candidates": [d.model_dump(mode="json") for d in docs]}, indent=2))
+        echo(json.dumps({"n": len(docs), "candidates": [d.model_dump(mode="json") for d in docs]}, indent=2))
     elif as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS)
+        writer = csv.DictWriter(results_stream(), fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(_csv_row(d) for d in docs)
     elif cif_dir is None:
@@ -72,6 +93,8 @@ def query_command(
         for doc in docs:
             decomposition = " + ".join(doc.stability.decomposition) if doc.stability else ""
             ehull = f"{doc.e_above_hull:.3f}" if doc.e_above_hull is not None else "-"
+            if ehull == "-" and doc.prefilter.passed is False:
+                ehull = "rejected"
             table.add_row(doc.candidate_id, doc.formula or "-", ehull, decomposition, str(doc.prefilter.novel),
                           f"{doc.provenance.seed}/{doc.provenance.index}")
         stdout.print(table)

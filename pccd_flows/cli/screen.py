@@ -15,7 +15,12 @@ from pccd_flows.cli.common import (
     RepulsionOption,
     SamplerStepsOption,
     add_to_launchpad,
+    check_store_location,
     fail,
+    finite,
+    job_progress,
+    require_file,
+    require_output_file,
     stderr,
     stdout,
     write_workflow_file,
@@ -38,7 +43,7 @@ def screen_command(
     relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="Force-field relaxation steps.")] = 500,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
     follow_up_below: Annotated[float | None, typer.Option(
-        "--follow-up-below", help="Follow up (DFT relaxation, bands, phonons) every candidate at or under this "
+        "--follow-up-below", callback=finite, help="Follow up (DFT relaxation, bands, phonons) every candidate at or under this "
                                   "E_hull (eV/atom).")] = None,
     dft: Annotated[str, typer.Option("--dft", help="Follow-up DFT: gpaw (runs here), vasp (HPC) or none.")] = "gpaw",
     phonons: Annotated[str, typer.Option("--phonons", help="Follow-up phonons: chgnet, sevennet, gpaw, vasp, none.")
@@ -58,10 +63,11 @@ def screen_command(
     )
     from pccd_flows.settings import get_settings
     from pccd_flows.stability.engines import EngineError, check_engine
-    from pccd_flows.stability.references import ReferenceError, normalise_chemsys
+    from pccd_flows.stability.references import REFERENCES, ReferenceError, normalise_chemsys
 
     if sum([run_locally, launchpad is not None, write_workflow is not None]) != 1:
         fail("choose one of --run-locally, --launchpad FILE, --write-workflow FILE")
+    # every argument is checked here, before the first candidate is generated
     systems = [value.replace(",", "-") for value in [*chemsys, *ctx.args]]
     try:
         systems = ["-".join(normalise_chemsys(s)) for s in systems]
@@ -70,6 +76,31 @@ def screen_command(
         fail(str(exc))
     if any(len(s.split("-")) > 3 for s in systems):
         fail("PCCD generates crystals of 1 to 3 elements")
+    reference = reference or get_settings().reference
+    if reference not in REFERENCES:
+        fail(f"unknown --reference {reference!r}: choose one of {', '.join(REFERENCES)}")
+    if checkpoint is not None:
+        from pccd_flows.model.checkpoint import CheckpointError, load_checkpoint
+
+        require_file(checkpoint, "--checkpoint")
+        try:
+            load_checkpoint(checkpoint)
+        except CheckpointError as exc:
+            fail(str(exc))
+    if launchpad is not None:
+        require_file(launchpad, "--launchpad")
+    if write_workflow is not None:
+        require_output_file(write_workflow, "--write-workflow")
+    check_store_location()
+    if run_locally and reference == "mp-api":
+        # the judging runs here at the end: an absent key or an unreachable server is found now, in seconds
+        from pccd_flows.stability.references import reference_set
+
+        try:
+            for system in systems:
+                reference_set("mp-api", system.split("-"), engine)
+        except ReferenceError as exc:
+            fail(str(exc))
     settings = get_settings()
     follow_up = None
     if follow_up_below is not None:
@@ -86,7 +117,7 @@ def screen_command(
         prefilter=PrefilterMaker(min_covalent_ratio=min_covalent_ratio or None,
                                  require_icsd_oxidation_states=icsd_oxidation_states),
         relax=RelaxCandidatesMaker(engine=engine, steps=relax_steps),
-        stability=StabilityMaker(reference=reference or settings.reference, engine=engine),
+        stability=StabilityMaker(reference=reference, engine=engine),
     )
     flow = maker.make(systems)
     if write_workflow is not None or launchpad is not None:
@@ -106,8 +137,9 @@ def screen_command(
     from pccd_flows.stores.candidates import CandidateQuery, CandidateStore
     from pccd_flows.stores.config import job_store
 
-    stderr.print(f"screening {', '.join(systems)}: {n} candidates each, {engine}, reference {maker.stability.reference}")
-    with warnings.catch_warnings():  # jobflow's own deprecation warnings, once per job
+    stderr.print(f"screening {', '.join(systems)}: {n} candidates each, {engine}, reference {reference}")
+    stage_names = {job.name for job in flow.jobs} | {"collect_relaxations"}
+    with warnings.catch_warnings(), job_progress() as failed:  # jobflow's deprecation warnings, once per job
         warnings.simplefilter("ignore", FutureWarning)
         run_flow(flow, store=job_store(), log=False)
     docs = CandidateStore().search(CandidateQuery(chemsys=systems))
@@ -115,3 +147,7 @@ def screen_command(
     judged = sum(d.stability is not None for d in docs)
     stdout.print(f"{len(docs)} candidates stored, {passed} passed the prefilter, {judged} judged; the stable ones: "
                  f"`pccd query --chemsys {' '.join(systems)} --max-ehull 0.08`")
+    # a relaxation that fails costs only its candidate (recorded in the store); a stage that fails fails the command
+    failed_stages = [name for name in failed if name in stage_names]
+    if failed_stages:
+        fail(f"{len(failed_stages)} stage(s) failed: {', '.join(failed_stages)}", code=1)

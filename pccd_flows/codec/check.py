@@ -20,7 +20,6 @@ from pccd_flows.data.records import MaterialRecord
 from pccd_flows.settings import MATCHER_TOLERANCES
 
 
-
 class RoundTrip(BaseModel):
     material_id: str
     formula: str | None = None

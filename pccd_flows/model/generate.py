@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -114,6 +115,10 @@ def _parse_composition(formula: str) -> Composition:
         composition = Composition(formula)
     except (ValueError, KeyError) as exc:
         raise ValueError(f"cannot read composition {formula!r}: {exc}") from exc
+    # pymatgen drops elements counted 0 ("Mg0O" reads as O): a requested element must not vanish silently
+    vanished = sorted(set(re.findall(r"[A-Z][a-z]*", formula)) - {str(el) for el in composition})
+    if vanished:
+        raise ValueError(f"composition {formula!r} counts no {', '.join(vanished)} atoms: every element needs >= 1")
     unknown = [getattr(species, "symbol", str(species)) for species in composition
                if not isinstance(species, Element)]
     if unknown:

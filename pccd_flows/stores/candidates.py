@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 
 from maggma.core import Store
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from pymatgen.core import Element
 
 from pccd_flows.schemas.candidate import CandidateDoc
 from pccd_flows.stores.config import candidate_store, open_store
 
 KEY = "candidate_id"
+
+# What `pccd query --sort` can sort by: short names and the stored fields they stand for.
+SORT_FIELDS = {
+    "e_above_hull": "e_above_hull",
+    "formation_energy_per_atom": "stability.formation_energy_per_atom",
+    "energy_per_atom": "relaxation.energy_per_atom",
+    "formula": "formula",
+    "chemsys": "chemsys",
+    "candidate_id": "candidate_id",
+    "seed": "provenance.seed",
+    "index": "provenance.index",
+    "last_updated": "last_updated",
+}
+
+
+def _chemsys_elements(system: str) -> list[str]:
+    parts = [part.strip() for part in system.replace(",", "-").split("-")]
+    if not any(parts):
+        raise ValueError(f"empty chemical system {system!r}: give elements, e.g. Ca-Sn-O")
+    for part in parts:
+        if not Element.is_valid_symbol(part):
+            hint = f" (element symbols are case-sensitive: {part.capitalize()})" if Element.is_valid_symbol(
+                part.capitalize()) else ""
+            raise ValueError(f"unknown element {part!r} in chemical system {system!r}{hint}")
+    return sorted(set(parts))
 
 
 class CandidateQuery(BaseModel):
@@ -20,13 +47,40 @@ class CandidateQuery(BaseModel):
     max_ehull: float | None = None
     stable_only: bool = Field(False, description="Only candidates on or below the hull (e_above_hull <= 0).")
     novel_only: bool = False
-    sort: str = "e_above_hull"
-    limit: int | None = None
+    sort: str = Field("e_above_hull", description=f"One of {', '.join(SORT_FIELDS)} (or the stored field name).")
+    limit: int | None = Field(None, ge=1)
+
+    @field_validator("chemsys")
+    @classmethod
+    def _known_elements(cls, systems: list[str]) -> list[str]:
+        for system in systems:
+            _chemsys_elements(system)
+        return systems
+
+    @field_validator("max_ehull")
+    @classmethod
+    def _sensible_bound(cls, value: float | None) -> float | None:
+        # E_hull is >= 0 up to the reference's own scatter: a negative bound is a typo, not a query (use
+        # --stable-only for "on or below the hull")
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"--max-ehull {value}: must be a number >= 0 (eV/atom above the hull)")
+        return value
+
+    @field_validator("sort")
+    @classmethod
+    def _known_sort(cls, value: str) -> str:
+        if value not in SORT_FIELDS and value not in SORT_FIELDS.values():
+            raise ValueError(f"cannot sort by {value!r}: choose one of {', '.join(SORT_FIELDS)}")
+        return value
+
+    @property
+    def sort_field(self) -> str:
+        return SORT_FIELDS.get(self.sort, self.sort)
 
     def criteria(self) -> dict:
         criteria: dict = {}
         if self.chemsys:
-            criteria["chemsys"] = {"$in": ["-".join(sorted(c.replace(",", "-").split("-"))) for c in self.chemsys]}
+            criteria["chemsys"] = {"$in": ["-".join(_chemsys_elements(c)) for c in self.chemsys]}
         bound = 0.0 if self.stable_only else self.max_ehull
         if self.stable_only and self.max_ehull is not None:
             bound = min(0.0, self.max_ehull)
@@ -71,7 +125,23 @@ class CandidateStore:
             yield CandidateDoc.model_validate(_strip(row))
 
     def search(self, query: CandidateQuery) -> list[CandidateDoc]:
-        return list(self.find(query.criteria(), sort=query.sort or None, limit=query.limit))
+        """Candidates with a value of the sort field first, in order; then those without it: the ones not judged
+        yet, then the prefilter's rejects (MongoDB would list the missing values first: a `--limit 3` of rejects)."""
+        field, criteria, remaining = query.sort_field, query.criteria(), query.limit
+        groups = [
+            ({field: {"$ne": None}}, field),
+            ({field: None, "prefilter.passed": {"$ne": False}}, KEY),
+            ({field: None, "prefilter.passed": False}, KEY),
+        ]
+        docs: list[CandidateDoc] = []
+        for extra, sort in groups:
+            if remaining is not None and remaining <= 0:
+                break
+            found = list(self.find({"$and": [criteria, extra]} if criteria else extra, sort=sort, limit=remaining))
+            docs += found
+            if remaining is not None:
+                remaining -= len(found)
+        return docs
 
 
 def _strip(row: dict) -> dict:
