@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 import yaml
 
-from pccd_flows.cli.common import stdout
+from pccd_flows.cli.common import fail, stdout
 
+# `pccd screen --launchpad` serializes its own additions on this file; the LaunchPad itself is guarded inside every
+# process that opens it (pccd_flows/launchpad_guard.py), on fireworks_mongomock.json.lock
 LOCK_NAME = ".launchpad.lock"
 
 launchpad_app = typer.Typer(help="FireWorks LaunchPad configurations.", no_args_is_help=True)
@@ -48,24 +50,34 @@ def init_command(
     embedded: Annotated[Path, typer.Option("--embedded", help="Directory for the embedded configuration.")],
 ) -> None:
     """Write FW_config.yaml, my_launchpad.yaml, my_fworker.yaml, jobflow.yaml and stores.yaml into DIR."""
-    embedded.mkdir(parents=True, exist_ok=True)
-    (embedded / "pccd-store").mkdir(exist_ok=True)
+    from pccd_flows.launchpad_guard import install_startup_hook
+
+    if embedded.exists() and not embedded.is_dir():
+        fail(f"--embedded {embedded}: not a directory")
+    try:
+        embedded.mkdir(parents=True, exist_ok=True)
+        (embedded / "pccd-store").mkdir(exist_ok=True)
+    except OSError as exc:
+        fail(f"--embedded {embedded}: cannot create the directory ({exc.strerror})")
+    try:
+        # The embedded LaunchPad is safe for several processes only with the guard loaded in each of them: a .pth
+        # in this environment's site-packages loads it in every Python process, rlaunch and lpad included
+        hook = install_startup_hook()
+    except OSError as exc:
+        fail(f"cannot install the embedded LaunchPad's guard into this environment ({exc}): without it two "
+             "processes on one embedded LaunchPad lose work; use a writable virtual environment", code=1)
     for name, content in embedded_files(embedded).items():
         (embedded / name).write_text(yaml.safe_dump(content, sort_keys=False))
     mongomock_file = embedded / "fireworks_mongomock.json"
     if not mongomock_file.exists():  # mongomock-persistence reads it before it ever writes it
         mongomock_file.write_text("{}")
     env = embedded.resolve()
-    lock = env / LOCK_NAME
     (embedded / "env.sh").write_text(
         "# source this file: pccd, jobflow and FireWorks then use this embedded configuration from any directory.\n"
-        "# The embedded LaunchPad (mongomock) keeps its state in one process and writes it at exit: two processes at\n"
-        "# once lose work. rlaunch and lpad below take a lock: a second rlaunch refuses, lpad waits.\n"
+        "# Any number of rlaunch, lpad and pccd processes may share the embedded LaunchPad (each takes a file lock\n"
+        f"# per operation, see pccd_flows/launchpad_guard.py and {hook}).\n"
         f"export PCCD_STORE_FILE={env / 'stores.yaml'}\nexport JOBFLOW_CONFIG_FILE={env / 'jobflow.yaml'}\n"
-        f"export FW_CONFIG_FILE={env / 'FW_config.yaml'}\n"
-        f"rlaunch() {{ flock -n -E 75 {lock} rlaunch \"$@\"; local rc=$?; [ $rc -eq 75 ] && echo "
-        f"'error: another rlaunch/lpad is using the embedded LaunchPad in {env}; wait for it (or use MongoDB for "
-        f"parallel workers)' >&2; return $rc; }}\n"
-        f"lpad() {{ flock -w 600 {lock} lpad \"$@\"; }}\n")
+        f"export FW_CONFIG_FILE={env / 'FW_config.yaml'}\n")
     stdout.print(f"wrote an embedded FireWorks/jobflow configuration to {embedded}: `cd {embedded} && source env.sh`, "
-                 "then `pccd screen --launchpad my_launchpad.yaml ...`, `rlaunch rapidfire`, `pccd query`")
+                 "then `pccd screen --launchpad my_launchpad.yaml ...`, `rlaunch rapidfire`, `pccd query`",
+                 soft_wrap=True)

@@ -5,6 +5,10 @@ Production: a JSON/YAML file (``PCCD_STORE_FILE``) of maggma store specs, e.g.
 Embedded default (no server): MontyDB with the sqlite backend under ``PCCD_STORE_DIR`` (default ``./pccd-store``).
 MontyDB has no real indexes and its sqlite file takes one writer at a time, so every embedded write runs under a file
 lock (:func:`open_store`): two processes writing at once wait for each other instead of failing or losing records.
+
+A store from the store file is serialized (into workflows, job documents, FW.json) as a reference to its entry
+(:class:`StoreReference`), never as its spec: specs hold passwords, and a worker resolves the entry from its own
+``PCCD_STORE_FILE`` when it runs the job. Messages name stores through :mod:`pccd_flows.stores.redact`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from maggma.stores import MemoryStore, MontyStore
 from monty.serialization import loadfn
 
 from pccd_flows.settings import PccdSettings, get_settings
+from pccd_flows.stores.redact import describe_store, redact, remember_secrets
 
 DATABASE_NAME = "pccd"
 
@@ -39,8 +44,11 @@ def _configured_store(name: str, settings: PccdSettings, required: bool = True) 
         return None
     try:
         specs = loadfn(settings.store_file)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise StoreError(f"cannot read store file {settings.store_file}: {exc}") from exc
+    except Exception as exc:  # any unreadable file is the same user error
+        reason = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)  # parsers quote lines
+        raise StoreError(f"cannot read store file {settings.store_file}: {reason}") from exc
+    if not isinstance(specs, dict):
+        raise StoreError(f"store file {settings.store_file} is not a mapping of store names to maggma store specs")
     if name not in specs:
         if not required:
             return None
@@ -48,7 +56,77 @@ def _configured_store(name: str, settings: PccdSettings, required: bool = True) 
     store = specs[name]
     if not isinstance(store, Store):
         raise StoreError(f"{settings.store_file}: {name!r} is not a maggma store spec (@module/@class)")
+    remember_secrets(store.as_dict())
+    return _by_reference(store, name, str(Path(settings.store_file).expanduser().resolve()))
+
+
+class _ByReference:
+    """Mixed into every store read from the store file: it serializes (workflows, job documents, FW.json, pickles
+    for worker pools) as a :class:`StoreReference` to its entry, and is otherwise the store itself (isinstance,
+    attributes, methods)."""
+
+    _pccd_entry: str
+    _pccd_store_file: str
+
+    def as_dict(self) -> dict:
+        return StoreReference.reference(self._pccd_entry, self._pccd_store_file)
+
+    def __reduce__(self):
+        # maggma pickles and copies stores through as_dict: a pickle is rebuilt from the file it names instead
+        return _rebuild_configured_store, (self._pccd_entry, self._pccd_store_file)
+
+    def __deepcopy__(self, memo):
+        # jobflow deep-copies every maker it turns into a job: copy the store with maggma's own recipe (a fresh,
+        # unconnected store from its spec, kept in memory only) and keep it serializing as the reference
+        base = type(self).__bases__[1]
+        copied = base.__new__(base)
+        copied.__setstate__(base.as_dict(self))
+        return _by_reference(copied, self._pccd_entry, self._pccd_store_file)
+
+
+_reference_classes: dict[type, type] = {}
+
+
+def _by_reference(store: Store, entry: str, store_file: str) -> Store:
+    cls = type(store)
+    if cls not in _reference_classes:
+        _reference_classes[cls] = type(cls.__name__, (_ByReference, cls), {"__doc__": cls.__doc__,
+                                                                      "__module__": cls.__module__})
+    store.__class__ = _reference_classes[cls]
+    store._pccd_entry, store._pccd_store_file = entry, store_file
     return store
+
+
+def _rebuild_configured_store(entry: str, store_file: str) -> Store:
+    return StoreReference.from_dict({"entry": entry, "store_file": store_file}, prefer_recorded=True)
+
+
+class StoreReference:
+    """How a store from ``PCCD_STORE_FILE`` travels: ``{"entry": "candidates", "store_file": PATH}``, never its spec.
+
+    Decoding (``MontyDecoder``, as jobflow and FireWorks do on a worker) returns the real store: the entry of the
+    worker's own ``PCCD_STORE_FILE`` (as jobflow takes the JobStore from the worker's JOBFLOW_CONFIG_FILE; HPC nodes
+    may mount the configuration elsewhere), else of the file the workflow was made with. With neither, decoding
+    fails: a job must not write its results to some default store instead.
+    """
+
+    @staticmethod
+    def reference(entry: str, store_file: str) -> dict:
+        return {"@module": __name__, "@class": "StoreReference", "entry": entry, "store_file": store_file}
+
+    @classmethod
+    def from_dict(cls, d: dict, prefer_recorded: bool = False) -> Store:
+        settings = get_settings()
+        recorded = Path(d["store_file"])
+        if settings.store_file is None or (prefer_recorded and recorded.is_file()):
+            if not recorded.is_file():
+                raise StoreError(f"this job uses the {d['entry']!r} store of a PCCD_STORE_FILE, and none is set here "
+                                 f"({recorded} does not exist on this machine): set PCCD_STORE_FILE on this worker")
+            settings = settings.model_copy(update={"store_file": recorded})
+        store = _configured_store(d["entry"], settings)
+        if store is None:
+            raise StoreError(f"PCCD_STORE_FILE={settings.store_file} has no {d['entry']!r} store")
+        return store
 
 
 def candidate_store(settings: PccdSettings | None = None) -> Store:
@@ -84,7 +162,8 @@ def job_store(settings: PccdSettings | None = None):
 
 def fireworks_workflow(flow, settings: PccdSettings | None = None):
     """A jobflow Flow as a FireWorks Workflow. Embedded job stores travel inside the workflow (workers on this
-    machine reach the same files); with a store file, production workers use their own jobflow.yaml JOB_STORE."""
+    machine reach the same files); with a store file, workers use their own jobflow.yaml JOB_STORE and the flow's
+    stores travel as references (:class:`StoreReference`), so no credential is ever written into a workflow."""
     from jobflow.managers.fireworks import flow_to_workflow
 
     settings = settings or get_settings()
@@ -107,8 +186,9 @@ def open_store(store: Store, timeout_s: float = 10.0) -> Iterator[Store]:
         try:
             store.connect()
             store.count({"_pccd_reachability_probe": True})
-        except Exception as exc:  # noqa: BLE001 - pymongo/monty raise many types for "cannot reach"
-            raise StoreError(f"cannot reach store {store.name}: {str(exc).splitlines()[0][:200]}") from exc
+        except Exception as exc:  # pymongo/monty raise many types for "cannot reach"
+            reason = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:200]
+            raise StoreError(f"cannot reach store {describe_store(store)}: {reason}") from exc
         try:
             yield store
         finally:

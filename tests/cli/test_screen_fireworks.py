@@ -70,21 +70,6 @@ def test_study_screens_here_and_relaxes_through_rlaunch(mg_o_settings, tmp_path)
     assert report["n_structures"] == 2 and report["n_judged"] == 2, report
 
 
-def test_embedded_rlaunch_refuses_while_another_holds_the_launchpad(tmp_path):
-    from filelock import FileLock
-
-    from pccd_flows.cli.launchpad import LOCK_NAME
-
-    config = tmp_path / "fw"
-    run([str(BIN / "pccd"), "launchpad", "init", "--embedded", str(config)], tmp_path, os.environ.copy())
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    with FileLock(str(config / LOCK_NAME)):
-        result = subprocess.run(["bash", "-c", "source env.sh && rlaunch singleshot"], cwd=config, env=env,
-                                capture_output=True, text=True, timeout=120)
-    assert result.returncode == 75
-    assert "another rlaunch/lpad is using the embedded LaunchPad" in result.stderr
-
-
 def test_screening_options_travel_with_the_written_workflow(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

@@ -1,0 +1,143 @@
+"""The embedded (mongomock) LaunchPad under several plain processes and interruptions, through the real executables.
+
+No shell function, no wrapper: `rlaunch` and `lpad` are started as a job script or `nohup` would start them. The
+cheap workflows are PyTasks (tests/launchpad/tasks.py) that log when they start and finish, so a FireWork run twice
+shows up in the log even where the LaunchPad would not show it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(args: list, cwd: Path, env: dict, timeout: int = 300, ok: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if ok:
+        assert result.returncode == 0, f"{args} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def embedded_launchpad(tmp_path: Path) -> tuple[Path, dict]:
+    config = tmp_path / "fw"
+    run([BIN / "pccd", "launchpad", "init", "--embedded", config], tmp_path, os.environ.copy())
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT),  # the workers import tests.launchpad.tasks
+           "PCCD_STORE_FILE": str(config / "stores.yaml"), "JOBFLOW_CONFIG_FILE": str(config / "jobflow.yaml"),
+           "FW_CONFIG_FILE": str(config / "FW_config.yaml")}
+    run(["lpad", "reset", "--password", datetime.date.today().isoformat()], config, env)
+    return config, env
+
+
+def add_steps(config: Path, env: dict, tag: str, n: int, seconds: float, log: Path) -> None:
+    """`lpad add` a workflow of n independent PyTask FireWorks named tag0, tag1, ..."""
+    from fireworks import Firework, PyTask, Workflow
+
+    fws = [Firework(PyTask(func="tests.launchpad.tasks.step", args=[str(log), f"{tag}{i}", seconds]),
+                    name=f"{tag}{i}") for i in range(n)]
+    path = config / f"wf_{tag}.json"
+    Workflow(fws, name=tag).to_file(str(path))
+    run(["lpad", "add", path], config, env)
+
+
+def fireworks(config: Path, env: dict) -> dict[str, dict]:
+    """Every FireWork as FireWorks' own `lpad get_fws -d all` reports it, by name."""
+    out = run(["lpad", "get_fws", "-d", "all"], config, env).stdout
+    docs = json.loads(out) if out.strip() else []
+    docs = docs if isinstance(docs, list) else [docs]
+    return {doc["name"]: doc for doc in docs}
+
+
+def log_counts(log: Path) -> tuple[Counter, Counter]:
+    lines = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+    return (Counter(name for kind, name, _ in lines if kind == "start"),
+            Counter(name for kind, name, _ in lines if kind == "done"))
+
+
+def wait_for(predicate, timeout: float = 120, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def assert_each_completed_once(config: Path, env: dict, names: list[str], log: Path) -> None:
+    fws = fireworks(config, env)
+    assert sorted(fws) == sorted(names), sorted(fws)
+    assert {name: fw["state"] for name, fw in fws.items()} == dict.fromkeys(names, "COMPLETED")
+    assert all(len(fw["launches"]) == 1 for fw in fws.values())
+    _, done = log_counts(log)
+    assert done == Counter(names), done  # every task finished exactly once
+
+
+def test_two_plain_rlaunch_processes_run_every_firework_once(tmp_path):
+    config, env = embedded_launchpad(tmp_path)
+    log = tmp_path / "steps.log"
+    names = [f"a{i}" for i in range(16)]
+    add_steps(config, env, "a", 16, 0.4, log)
+    workers = [subprocess.Popen([BIN / "rlaunch", "rapidfire"], cwd=config, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    assert_each_completed_once(config, env, names, log)
+    started, _ = log_counts(log)
+    assert started == Counter(names)  # nothing started twice either
+    pids = {line.split()[2] for line in log.read_text().splitlines()}
+    assert len(pids) == 2, "both rlaunch processes should have run FireWorks at the same time"
+
+
+def test_workflow_added_while_rlaunch_runs_is_not_lost(tmp_path):
+    config, env = embedded_launchpad(tmp_path)
+    log = tmp_path / "steps.log"
+    add_steps(config, env, "a", 3, 1.0, log)
+    worker = subprocess.Popen([BIN / "rlaunch", "rapidfire"], cwd=config, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    wait_for(lambda: log_counts(log)[0], what="the first task")
+    add_steps(config, env, "b", 2, 0.2, log)  # a plain `lpad add` while rlaunch holds the LaunchPad open
+    output = worker.communicate(timeout=300)[0]
+    assert worker.returncode == 0, output
+    states = {name: fw["state"] for name, fw in fireworks(config, env).items()}
+    assert {"b0", "b1"} <= set(states), states  # not overwritten when rlaunch exited
+    run(["rlaunch", "rapidfire"], config, env)  # whatever the first one did not pick up
+    assert_each_completed_once(config, env, ["a0", "a1", "a2", "b0", "b1"], log)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_rlaunch_keeps_finished_states_and_recovers_with_lpad(tmp_path, signum):
+    config, env = embedded_launchpad(tmp_path)
+    log = tmp_path / "steps.log"
+    names = [f"a{i}" for i in range(4)]
+    add_steps(config, env, "a", 4, 3.0, log)
+    worker = subprocess.Popen([BIN / "rlaunch", "rapidfire"], cwd=config, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    wait_for(lambda: sum(log_counts(log)[0].values()) == 2, what="the second task")
+    worker.send_signal(signum)
+    output = worker.communicate(timeout=120)[0]
+    assert worker.returncode in (-signum, 128 + signum), output
+    started, done = log_counts(log)
+    interrupted = next(name for name in started if name not in done)
+    states = {name: fw["state"] for name, fw in fireworks(config, env).items()}
+    # the finished FireWork was saved when it finished, not at an exit that never came; rlaunch did not carry on
+    assert states == {**dict.fromkeys(names, "READY"), next(iter(done)): "COMPLETED",
+                      interrupted: "RUNNING" if signum == signal.SIGKILL else "FIZZLED"}, states
+    if signum == signal.SIGINT:
+        assert "lpad rerun_fws -s FIZZLED" in output
+    time.sleep(1.5)  # older than --time 1
+    run(["lpad", "detect_lostruns", "--time", "1", "--fizzle"], config, env)
+    assert fireworks(config, env)[interrupted]["state"] == "FIZZLED"
+    run(["lpad", "rerun_fws", "-s", "FIZZLED"], config, env)
+    run(["rlaunch", "rapidfire"], config, env)
+    assert_each_completed_once(config, env, names, log)
