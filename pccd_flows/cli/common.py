@@ -109,6 +109,16 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def validation_message(exc) -> str:
+    """The first problem of a pydantic ValidationError, one line: our validators' messages name the option already;
+    pydantic's own ("Input should be 'ddim' or 'ddpm'") get the field's name in front."""
+    error = exc.errors()[0]
+    if error["type"] == "value_error":
+        return error["msg"].removeprefix("Value error, ")
+    field = ".".join(str(part) for part in error["loc"])
+    return f"{field}: {error['msg']}" if field else error["msg"]
+
+
 def warn(message: str) -> None:
     stderr.print(f"[yellow]warning:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
 

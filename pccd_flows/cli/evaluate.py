@@ -15,10 +15,14 @@ from pccd_flows.cli.common import (
     RepulsionOption,
     SamplerStepsOption,
     emit_report,
+    fail,
+    finite,
     print_json,
     progress_bar,
+    require_output_file,
     stderr,
     stdout,
+    validation_message,
 )
 from pccd_flows.cli.data import resolve_data
 from pccd_flows.cli.generate import CheckpointOption, load_checkpoint_or_fail
@@ -35,7 +39,7 @@ def generation(
     eta: EtaOption = DEFAULT_SAMPLER_ETA,
     repulsion: RepulsionOption = DEFAULT_REPULSION_RATIO,
     sampler: Annotated[str, typer.Option("--sampler")] = "ddim",
-    guidance: Annotated[float, typer.Option("--guidance")] = 1.0,
+    guidance: Annotated[float, typer.Option("--guidance", callback=finite)] = 1.0,
     checkpoint: CheckpointOption = None,
     data: DataOption = None,
     novelty_data: Annotated[
@@ -49,13 +53,23 @@ def generation(
 ) -> None:
     """Generate for compositions of held-out crystals; validity, element and composition match, uniqueness,
     novelty, speed."""
+    from pydantic import ValidationError
+
     from pccd_flows.evaluation.generation import evaluate_checkpoint
     from pccd_flows.evaluation.novelty import NoveltyIndex
     from pccd_flows.model.generate import SamplerSettings
 
-    model, codec, payload = load_checkpoint_or_fail(checkpoint)
     path = resolve_data(data)
-    settings = SamplerSettings(sampler=sampler, steps=steps, guidance=guidance, eta=eta, repulsion_ratio=repulsion)
+    if novelty_data is not None:
+        resolve_data(novelty_data)
+    if out is not None:
+        require_output_file(out, "--out")
+    try:
+        settings = SamplerSettings(sampler=sampler, steps=steps, guidance=guidance, eta=eta,
+                                   repulsion_ratio=repulsion)
+    except ValidationError as exc:
+        fail(validation_message(exc))
+    model, codec, payload = load_checkpoint_or_fail(checkpoint)
     stderr.print("indexing known crystals for novelty...")
     novelty = NoveltyIndex(novelty_data) if novelty_data else NoveltyIndex()
     total = n * settings.network_evaluations(model.config.timesteps)

@@ -19,6 +19,7 @@ from pccd_flows.cli.common import (
     progress_bar,
     require_output_dir,
     stdout,
+    validation_message,
 )
 from pccd_flows.model.conditions import BandGapClass, MagneticClass
 from pccd_flows.settings import DEFAULT_REPULSION_RATIO, DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
@@ -76,7 +77,7 @@ def generate_command(
         sampler_settings = SamplerSettings(sampler=sampler, steps=steps, guidance=guidance, eta=eta,
                                            repulsion_ratio=repulsion)
     except ValidationError as exc:
-        fail(exc.errors()[0]["msg"].removeprefix("Value error, "))
+        fail(validation_message(exc))
     require_output_dir(out, "--out")  # before the sampling, not after it
     model, codec, payload = load_checkpoint_or_fail(checkpoint)
     total_ticks = n * sampler_settings.network_evaluations(model.config.timesteps)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pccd_flows.cli.common import JsonOption, fail, print_json, stdout
+from pccd_flows.cli.common import JsonOption, fail, print_json, require_file, require_output_file, stdout
 from pccd_flows.model.checkpoint import CheckpointError, export_for_inference, load_checkpoint
 
 model_app = typer.Typer(help="Inspect and export model checkpoints.", no_args_is_help=True)
@@ -35,6 +35,7 @@ def checkpoint_summary(payload: dict) -> dict:
 @model_app.command("info")
 def info(checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file.")], as_json: JsonOption = False) -> None:
     """What a checkpoint is: preset, size, training steps and hours, validation loss, data hash."""
+    require_file(checkpoint, "checkpoint")
     try:
         summary = checkpoint_summary(load_checkpoint(checkpoint))
     except CheckpointError as exc:
@@ -54,6 +55,8 @@ def export(
     destination: Annotated[Path, typer.Argument(help="Inference checkpoint to write (EMA weights only).")],
 ) -> None:
     """Strip optimiser state and raw weights: the checkpoint to ship (it can still be resumed)."""
+    require_file(source, "checkpoint")
+    require_output_file(destination, "destination")
     try:
         payload = export_for_inference(source, destination)
     except CheckpointError as exc:

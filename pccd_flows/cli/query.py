@@ -19,6 +19,7 @@ from pccd_flows.cli.common import (
     results_stream,
     stderr,
     stdout,
+    validation_message,
 )
 
 CSV_COLUMNS = ("candidate_id", "formula", "chemsys", "e_above_hull", "formation_energy_per_atom", "energy_per_atom",
@@ -65,7 +66,7 @@ def query_command(
         query = CandidateQuery(chemsys=_systems(chemsys, ctx), max_ehull=max_ehull, stable_only=stable_only,
                                novel_only=novel_only, sort=sort, limit=limit)
     except ValidationError as exc:
-        fail(exc.errors()[0]["msg"].removeprefix("Value error, "))
+        fail(validation_message(exc))
     if cif_dir is not None:
         require_output_dir(cif_dir, "--cif-dir")
     check_store_location()

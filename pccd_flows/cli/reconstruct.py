@@ -8,7 +8,16 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from pccd_flows.cli.common import DataOption, JsonOption, emit_report, fail, progress_bar, stdout
+from pccd_flows.cli.common import (
+    DataOption,
+    JsonOption,
+    emit_report,
+    fail,
+    progress_bar,
+    require_output_dir,
+    require_output_file,
+    stdout,
+)
 from pccd_flows.cli.data import resolve_data
 from pccd_flows.cli.generate import CheckpointOption, load_checkpoint_or_fail
 
@@ -44,8 +53,12 @@ def reconstruct_command(
         fail(f"unknown split {split!r}: train, validation or all")
     if sampler not in {"ddpm", "ddim"}:
         fail(f"unknown sampler {sampler!r}: ddpm or ddim")
-    model, _, _ = load_checkpoint_or_fail(checkpoint)
     path = resolve_data(data)
+    if plots is not None:
+        require_output_dir(plots, "--plots")
+    if out is not None:
+        require_output_file(out, "--out")
+    model, _, _ = load_checkpoint_or_fail(checkpoint)
     records = [r for r in read_records(path)
                if split == "all" or is_validation(r.material_id) == (split == "validation")]
     chosen = np.random.default_rng(seed).choice(len(records), size=min(n, len(records)), replace=False)

@@ -240,7 +240,8 @@ def mp_api_references(elements: Sequence[str], engine: str, settings: PccdSettin
     from pccd_flows.data.fetch import (DEFAULT_ENDPOINT, MPFetchError, _check_reachable, _failure_message,
                                        _no_retry_session)
 
-    endpoint = os.environ.get("MP_API_ENDPOINT") or DEFAULT_ENDPOINT
+    # mp-api appends paths to the endpoint ("materials/thermo/"): without its trailing slash every URL is wrong
+    endpoint = (os.environ.get("MP_API_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/") + "/"
     session = _no_retry_session()
     try:
         _check_reachable(session, endpoint)  # seconds, where MPRester would retry for minutes
