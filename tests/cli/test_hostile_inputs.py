@@ -204,7 +204,7 @@ def test_there_are_at_least_30_cases_across_every_command():
 
 def _run(arguments: list[str], env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The installed executable with real pipes for stdout and stderr (no terminal)."""
-    return subprocess.run([PCCD, *arguments], capture_output=True, text=True, timeout=120, cwd=cwd,
+    return subprocess.run([PCCD, *arguments], capture_output=True, text=True, timeout=120, cwd=cwd, check=False,
                           env={**os.environ, **(env or {})})
 
 
