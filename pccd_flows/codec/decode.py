@@ -6,8 +6,9 @@ whatever the cell. Each element slot is clustered on its own; DBSCAN's noise lab
 
 How many atoms a cluster holds follows from the codec's even repetition: each of N atoms owns about
 ``n_points / N`` points, so a cluster of twice that size is two atoms that came too close (split with KMeans), and
-a handful of stray points is noise, not an atom. Two atoms of one element left closer than any two such atoms
-in a real crystal (a fraction of their covalent radii, ``merge_same_element_below``) are merged into one.
+a handful of stray points is noise, not an atom. Two atoms of one element left far closer than any two such atoms
+in a real crystal (half the sum of their covalent radii, ``merge_same_element_below``; real crystals come within
+0.593 of it) are merged into one.
 """
 
 from __future__ import annotations
