@@ -13,3 +13,10 @@ def step(log: str, name: str, seconds: float) -> None:
     time.sleep(seconds)
     with open(log, "a", encoding="utf-8") as handle:
         handle.write(f"done {name} {os.getpid()}\n")
+
+
+def wait_for_file(path: str, timeout: float = 300) -> None:
+    """Keep an rlaunch busy until the test says so (it creates ``path``)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.1)

@@ -141,3 +141,61 @@ def test_interrupted_rlaunch_keeps_finished_states_and_recovers_with_lpad(tmp_pa
     run(["lpad", "rerun_fws", "-s", "FIZZLED"], config, env)
     run(["rlaunch", "rapidfire"], config, env)
     assert_each_completed_once(config, env, names, log)
+
+
+def firework_states(config: Path) -> dict[str, str]:
+    """Read the LaunchPad's file directly (it is replaced atomically): cheap enough to poll."""
+    from bson import json_util
+
+    data = json_util.loads((config / "fireworks_mongomock.json").read_text() or "{}")
+    documents = data.get("pccd_fireworks", {}).get("fireworks", {}).get("documents", [])
+    return {doc["name"]: doc["state"] for _, doc in documents}
+
+
+def test_screen_added_while_rlaunch_runs_then_interrupted_mid_relaxation_and_recovered(tmp_path, mg_o_settings):
+    config, env = embedded_launchpad(tmp_path)
+    env.update({"PCCD_DATA_FILE": str(mg_o_settings.data_file), "PCCD_CACHE_DIR": str(mg_o_settings.cache_dir),
+                "PCCD_REFERENCE_STRUCTURES_FILE": str(mg_o_settings.reference_structures_file)})
+    from fireworks import Firework, PyTask
+
+    release = tmp_path / "release"
+    busy = Firework(PyTask(func="tests.launchpad.tasks.wait_for_file", args=[str(release)]), name="busy")
+    busy.to_file(str(config / "busy.json"))
+    run(["lpad", "add", config / "busy.json"], config, env)
+    worker = subprocess.Popen([BIN / "rlaunch", "rapidfire"], cwd=config, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    wait_for(lambda: firework_states(config).get("busy") == "RUNNING", what="the busy FireWork")
+    # a real screening workflow added while that rlaunch runs (`nohup rlaunch rapidfire &` then `pccd screen`)
+    run(["pccd", "screen", "--chemsys", "Mg-O", "--n", "2", "--steps", "10", "--relax-steps", "5",
+         "--reference", "mp-formation", "--launchpad", "my_launchpad.yaml"], config, env)
+    release.touch()
+
+    def relaxing() -> bool:
+        states = firework_states(config)
+        return any(state == "RUNNING" and not name.startswith(("busy", "generate", "prefilter"))
+                   for name, state in states.items())
+
+    wait_for(relaxing, timeout=300, what="a relaxation")
+    worker.send_signal(signal.SIGTERM)
+    output = worker.communicate(timeout=120)[0]
+    assert worker.returncode == 128 + signal.SIGTERM, output
+    states = firework_states(config)
+    # stopped, not carried on: the relaxation is FIZZLED (interrupted in its task) or RUNNING (between the task and
+    # the LaunchPad's bookkeeping), and what had finished stays COMPLETED
+    interrupted = [name for name, state in states.items() if state in ("FIZZLED", "RUNNING")]
+    assert len(interrupted) == 1 and not interrupted[0].startswith(("busy", "generate", "prefilter")), states
+    assert states["busy"] == "COMPLETED" and states["generate Mg-O"] == "COMPLETED", states
+
+    time.sleep(1.5)  # older than --time 1
+    run(["lpad", "detect_lostruns", "--time", "1", "--fizzle"], config, env)
+    run(["lpad", "rerun_fws", "-s", "FIZZLED"], config, env)
+    run(["rlaunch", "rapidfire"], config, env)
+    fws = fireworks(config, env)
+    assert {fw["state"] for fw in fws.values()} == {"COMPLETED"}, {n: fw["state"] for n, fw in fws.items()}
+    assert all(len(fw["launches"]) == 1 for fw in fws.values())  # the interrupted launch is archived
+    report = json.loads(run(["pccd", "query", "--json"], config, env).stdout)
+    assert report["n"] == 2
+    for candidate in report["candidates"]:  # each judged once: upserted by id, relaxed and placed on the hull
+        if candidate["prefilter"]["passed"]:
+            assert candidate["relaxation"]["energy_per_atom"] is not None
+            assert candidate["stability"]["reference"] == "mp-formation"
