@@ -21,6 +21,7 @@ from pccd_flows.cli.reconstruct import reconstruct_command
 from pccd_flows.cli.screen import screen_command
 from pccd_flows.cli.study import report_app, study_app
 from pccd_flows.cli.train import train_command
+from pccd_flows.cli.validate import validate_app
 
 # pymatgen/spglib warn per structure (rounded CIF coordinates...); on 50k structures that buries real messages.
 warnings.filterwarnings("ignore", module="pymatgen")
@@ -40,6 +41,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(launchpad_app, name="launchpad")
 app.add_typer(study_app, name="study")
 app.add_typer(report_app, name="report")
+app.add_typer(validate_app, name="validate")
 app.command("train")(train_command)
 app.command("generate", context_settings=MULTI_VALUE)(generate_command)
 app.command("bench")(bench_command)

@@ -173,8 +173,12 @@ def report_study_command(
     wall = StudyProgress.model_validate_json(record.read_text()).wall_seconds if record.is_file() else None
     from pccd_flows.evaluation.novelty import known_structure_index
 
-    stderr.print("matching the stable relaxed structures against MP and one another (S.U.N.)")
-    report = study_report(docs, name, wall, novelty_index=known_structure_index())
+    from pccd_flows.study.report import refresh_relaxed_novelty
+
+    index = known_structure_index()
+    stderr.print("judging novelty and uniqueness of the relaxed structures (against MP and one another)")
+    docs = refresh_relaxed_novelty(docs, index, CandidateStore())
+    report = study_report(docs, name, wall, novelty_index=index)
     if plots is not None:
         write_figures(docs, report, plots)
     if stable_csv is not None:

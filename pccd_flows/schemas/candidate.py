@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
 from pccd_flows.model.generate import GeneratedCrystal, Provenance
-from pccd_flows.schemas.followup import FollowUpResult
+from pccd_flows.schemas.followup import DftStabilityResult, FollowUpResult
 from pccd_flows.schemas.structure import StructureDict
 
 
@@ -55,14 +55,31 @@ class PrefilterResult(BaseModel):
     reject_reason: str | None = None
 
 
+# what a relaxation's outcome depends on besides the structure: a stored relaxation is reused only if all agree
+RELAXATION_SETTINGS = ("engine", "model", "optimizer", "steps", "fmax")
+
+
 class RelaxationResult(BaseModel):
     engine: str
+    model: str | None = Field(None, description="The potential's model (e.g. 'CHGNet 0.3.0'); the VASP flow for VASP.")
+    optimizer: str | None = Field(None, description="ASE optimizer of a force-field relaxation (e.g. 'FIRE').")
+    steps: int | None = Field(None, description="Most optimizer steps allowed.")
+    fmax: float | None = Field(None, description="Force convergence criterion (eV/A).")
     structure: StructureDict = Field(None, description="Relaxed structure (pymatgen dict).")
     energy_per_atom: float | None = Field(None, description="eV/atom on the MP2020 scale (corrected where needed).")
     uncorrected_energy_per_atom: float | None = None
     converged: bool | None = None
     task_uuid: str | None = Field(None, description="jobflow uuid of the relaxation job, to find its task document.")
     error: str | None = None
+
+    def settings(self) -> dict:
+        """The settings this relaxation ran with (:data:`RELAXATION_SETTINGS`); None where not recorded."""
+        return {name: getattr(self, name) for name in RELAXATION_SETTINGS}
+
+    def ran_with(self, settings: dict) -> bool:
+        """Whether this relaxation ran with exactly ``settings``; one recorded before the settings were (None)
+        never did, so a re-run relaxes it again rather than trust settings nobody wrote down."""
+        return self.settings() == {name: settings.get(name) for name in RELAXATION_SETTINGS}
 
 
 class StabilityResult(BaseModel):
@@ -72,12 +89,25 @@ class StabilityResult(BaseModel):
     reference: str = Field(description="Reference set name.")
     reference_fingerprint: str = Field(description="Hash of the reference entries, to recompute when they change.")
     engine: str
+    model: str | None = Field(None, description="The engine's model (e.g. 7net-0), where it has a choice.")
     stable_at: dict[str, bool] = Field(default_factory=dict, description="e_above_hull <= threshold, per threshold.")
 
     @classmethod
     def from_hull(cls, e_above_hull: float, **kwargs) -> StabilityResult:
         stable_at = {f"{t:g}": e_above_hull <= t + 1e-9 for t in STABILITY_THRESHOLDS}
         return cls(e_above_hull=e_above_hull, stable_at=stable_at, **kwargs)
+
+
+class RelaxedNoveltyResult(BaseModel):
+    """Novelty and uniqueness judged again on the relaxed structure: a generated crystal that is new can relax onto
+    a known one (MP's anatase TiO2) or onto another candidate's crystal."""
+
+    novel: bool | None = Field(None, description="No MP structure matches the relaxed structure (StructureMatcher).")
+    matched_mp_id: str | None = None
+    unique: bool | None = Field(None, description="No lower-energy candidate of the same run relaxed onto the "
+                                                  "same crystal.")
+    duplicate_of: str | None = None
+    source: str | None = Field(None, description="The known-structure file novelty was judged against.")
 
 
 class CandidateDoc(BaseModel):
@@ -94,6 +124,13 @@ class CandidateDoc(BaseModel):
     relaxation: RelaxationResult | None = None
     stability: StabilityResult | None = None
     e_above_hull: float | None = Field(None, description="Copy of stability.e_above_hull, for flat queries.")
+    judgements: dict[str, StabilityResult] = Field(
+        default_factory=dict, description="E_hull by other judges (key 'engine:model'), for the DFT validation.")
+    dft_check: DftStabilityResult | None = Field(
+        None, description="DFT E_hull of the relaxed candidate against its decomposition products "
+                          "(`pccd validate dft`).")
+    relaxed_novelty: RelaxedNoveltyResult | None = Field(
+        None, description="Novelty and uniqueness of the relaxed structure: what queries, reports and S.U.N. use.")
     follow_up: FollowUpResult | None = Field(None, description="DFT relaxation, band structure, phonons.")
     band_gap: float | None = Field(None, description="Copy of follow_up.bands.band_gap (eV), for flat queries.")
     phonon_stable: bool | None = Field(None, description="Copy of follow_up: no imaginary modes.")
@@ -122,8 +159,9 @@ class CandidateDoc(BaseModel):
         return self.generated_structure()
 
     def with_stability(self, stability: StabilityResult) -> CandidateDoc:
+        # a new verdict follows a new relaxation: the relaxed novelty of the old one no longer holds
         return self.model_copy(update={"stability": stability, "e_above_hull": stability.e_above_hull,
-                                       "last_updated": _now()})
+                                       "relaxed_novelty": None, "last_updated": _now()})
 
     def with_follow_up(self, follow_up: FollowUpResult) -> CandidateDoc:
         return self.model_copy(update={

@@ -37,7 +37,15 @@ class DftStabilityResult(BaseModel):
     energy_per_atom: float | None = None
     decomposition: dict[str, float] = Field(default_factory=dict, description="Product formula -> atom fraction.")
     product_energies_per_atom: dict[str, float] = Field(default_factory=dict)
+    product_material_ids: dict[str, str] = Field(default_factory=dict, description="Product formula -> MP id.")
     settings: dict = Field(default_factory=dict)
+    protocol: str | None = Field(None, description="single-point, relax-positions or relax-cell "
+                                                   "(pccd_flows.validation.dft).")
+    fingerprint: str | None = Field(None, description="Hash of protocol and settings: a result is reused only "
+                                                      "when it matches.")
+    judge_engine: str | None = Field(None, description="The force field whose verdict is checked.")
+    judge_e_above_hull: float | None = Field(None, description="That force field's E_hull (eV/atom), for parity.")
+    seconds: float | None = Field(None, description="Wall time of the candidate's DFT (products cached apart).")
     error: str | None = None
 
 

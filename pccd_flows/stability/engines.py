@@ -18,8 +18,11 @@ from pymatgen.core import Structure
 
 logger = logging.getLogger(__name__)
 
-# engine name -> atomate2 force_field_name; both load their weights from the installed wheel (no network)
-FORCE_FIELDS = {"chgnet": "CHGNet", "sevennet": "SevenNet"}
+# engine name -> atomate2 force_field_name; all load their weights from the installed wheels (no network).
+# Each SevenNet model is an engine of its own, so that reference energies are cached per model.
+FORCE_FIELDS = {"chgnet": "CHGNet", "sevennet": "SevenNet", "sevennet-l3i5": "SevenNet"}
+# engine name -> the model its weights are (recorded on every result; passed to the calculator where it has a choice)
+FORCE_FIELD_MODELS = {"chgnet": "chgnet-0.3.0", "sevennet": "7net-0", "sevennet-l3i5": "7net-l3i5"}
 ENGINES = (*FORCE_FIELDS, "vasp")
 
 
@@ -49,11 +52,20 @@ def force_field_maker(engine: str = "chgnet", settings: RelaxSettings | None = N
     if engine not in FORCE_FIELDS:
         raise EngineError(f"{engine} does not run inside pccd; it runs through the screening flows on HPC")
     settings = settings or RelaxSettings()
+    calculator_kwargs = calculator_kwargs_for(engine)
     if not settings.relax:
-        return ForceFieldStaticMaker(force_field_name=FORCE_FIELDS[engine])
+        return ForceFieldStaticMaker(force_field_name=FORCE_FIELDS[engine], calculator_kwargs=calculator_kwargs)
     return ForceFieldRelaxMaker(
-        force_field_name=FORCE_FIELDS[engine], steps=settings.steps, relax_kwargs={"fmax": settings.fmax}
+        force_field_name=FORCE_FIELDS[engine], steps=settings.steps, relax_kwargs={"fmax": settings.fmax},
+        calculator_kwargs=calculator_kwargs,
     )
+
+
+def calculator_kwargs_for(engine: str) -> dict:
+    """The ASE calculator's arguments of an engine: the model of SevenNet's engines, on the CPU."""
+    if FORCE_FIELDS.get(engine) == "SevenNet":
+        return {"model": FORCE_FIELD_MODELS[engine], "device": "cpu"}
+    return {}
 
 
 @dataclass

@@ -8,6 +8,7 @@ from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from pccd_flows.schemas.candidate import CandidateDoc, StabilityResult
+from pccd_flows.stability.engines import FORCE_FIELD_MODELS
 from pccd_flows.stability.references import ReferenceError, ReferenceSet
 
 
@@ -37,6 +38,7 @@ class HullCalculator:
             reference=self.references.name,
             reference_fingerprint=self.references.fingerprint,
             engine=self.references.engine,
+            model=FORCE_FIELD_MODELS.get(self.references.engine),
         )
 
 

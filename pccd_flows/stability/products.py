@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from pymatgen.core import Structure
 
 from pccd_flows.schemas.candidate import CandidateDoc
@@ -9,9 +11,14 @@ from pccd_flows.settings import PccdSettings, get_settings
 from pccd_flows.stability.references import ReferenceError, reference_set
 
 
-def decomposition_products(doc: CandidateDoc, settings: PccdSettings | None = None
-                           ) -> dict[str, tuple[float, Structure]]:
-    """Formula -> (atom fraction, structure) of the hull phases the candidate is judged against.
+class Product(NamedTuple):
+    fraction: float
+    material_id: str
+    structure: Structure
+
+
+def decomposition_phases(doc: CandidateDoc, settings: PccdSettings | None = None) -> dict[str, Product]:
+    """Formula -> (atom fraction, MP id, structure) of the hull phases the candidate is judged against.
 
     The structure of each product is the MP polymorph the reference set used (``mp-structures``), else the
     smallest MP cell of that formula. Raises ``ReferenceError`` for a product with no structure (a phase placed on
@@ -31,6 +38,12 @@ def decomposition_products(doc: CandidateDoc, settings: PccdSettings | None = No
         known = dict(index.known_structures(formula))
         if not known:
             raise ReferenceError(f"decomposition product {formula} has no structure in {index.source.name}")
-        structure = known.get(chosen.get(formula)) or min(known.values(), key=len)
-        products[formula] = (fraction, structure)
+        material_id = chosen.get(formula) if chosen.get(formula) in known else min(known, key=lambda m: len(known[m]))
+        products[formula] = Product(fraction, material_id, known[material_id])
     return products
+
+
+def decomposition_products(doc: CandidateDoc, settings: PccdSettings | None = None
+                           ) -> dict[str, tuple[float, Structure]]:
+    """Formula -> (atom fraction, structure) of the hull phases (see :func:`decomposition_phases`)."""
+    return {formula: (p.fraction, p.structure) for formula, p in decomposition_phases(doc, settings).items()}

@@ -62,12 +62,61 @@ class StudyReport(BaseModel):
                                           "generated: how many, converged, and their fractions under 0.25/0.08.")
 
 
+def judge_relaxed_novelty(docs: list[CandidateDoc], novelty_index) -> list[CandidateDoc]:
+    """Novelty and uniqueness judged again on the relaxed structures, stored as ``relaxed_novelty``.
+
+    Novel: no crystal of ``novelty_index`` (a :class:`~pccd_flows.evaluation.novelty.NoveltyIndex`) matches the
+    relaxed structure. Unique: among the given candidates whose relaxed structures match one another, only the
+    lowest in E_hull (then energy) is unique; the others name it in ``duplicate_of``. Candidates that were never
+    relaxed are returned unchanged.
+    """
+    from pccd_flows.schemas.candidate import RelaxedNoveltyResult
+
+    relaxed = sorted((d for d in docs if d.relaxation is not None and d.relaxation.structure),
+                     key=lambda d: (d.e_above_hull if d.e_above_hull is not None else float("inf"),
+                                    d.relaxation.energy_per_atom if d.relaxation.energy_per_atom is not None
+                                    else float("inf"), d.candidate_id))
+    structures = [d.final_structure() for d in relaxed]
+    first_of = {}
+    for group in match_groups(structures):
+        for index in group:
+            first_of[index] = group[0]
+    judged = {}
+    for index, doc in enumerate(relaxed):
+        matched = novelty_index.find_match(structures[index])
+        head = first_of[index]
+        judged[doc.candidate_id] = doc.model_copy(update={"relaxed_novelty": RelaxedNoveltyResult(
+            novel=matched is None, matched_mp_id=matched, unique=head == index,
+            duplicate_of=None if head == index else relaxed[head].candidate_id, source=str(novelty_index.source))})
+    return [judged.get(d.candidate_id, d) for d in docs]
+
+
+def refresh_relaxed_novelty(docs: list[CandidateDoc], novelty_index, store=None) -> list[CandidateDoc]:
+    """Judge (or re-judge, when the known-structure source changed) the relaxed novelty of a run's candidates and
+    store it on each, so that queries and reports read one verdict."""
+    source = str(novelty_index.source)
+    relaxed = [d for d in docs if d.relaxation is not None and d.relaxation.structure]
+    if relaxed and all(d.relaxed_novelty is not None and d.relaxed_novelty.source == source for d in relaxed):
+        return docs
+    docs = judge_relaxed_novelty(docs, novelty_index)
+    if store is not None:
+        store.upsert([d for d in docs if d.relaxed_novelty is not None])
+    return docs
+
+
 def stable_unique_novel(judged: list[CandidateDoc], novelty_index=None) -> tuple[list[CandidateDoc], int, int]:
     """S.U.N. on the relaxed structures: E_hull <= 0.1 eV/atom; novel, i.e. no MP crystal of the formula matches the
     relaxed structure (``novelty_index``: a :class:`~pccd_flows.evaluation.novelty.NoveltyIndex`; without one the
     prefilter's verdict on the generated structure stands); unique, i.e. of relaxed structures that match, only the
     lowest in energy counts. Returns the S.U.N. candidates (lowest E_hull first), the number of relaxed duplicates and
     the number relaxed onto MP crystals."""
+    if judged and all(d.relaxed_novelty is not None for d in judged):
+        # the stored verdicts on the relaxed structures (judge_relaxed_novelty) decide
+        stable = sorted((d for d in judged if d.e_above_hull <= SUN_THRESHOLD), key=lambda d: d.e_above_hull)
+        novel = [(d, d.final_structure()) for d in stable if d.relaxed_novelty.novel]
+        # a group's head has the lowest E_hull of its members, so a stable duplicate always has a stable head
+        sun = [d for d, _ in novel if d.relaxed_novelty.unique]
+        return sun, len(novel) - len(sun), len(stable) - len(novel)
     stable = sorted((d for d in judged if d.e_above_hull <= SUN_THRESHOLD
                      and (novelty_index is not None or d.prefilter.novel is not False)),
                     key=lambda d: d.e_above_hull)

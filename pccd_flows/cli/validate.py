@@ -1,0 +1,192 @@
+"""``pccd validate``: the judge's stability verdicts checked by DFT (GPAW PBE), and the report of that check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pccd_flows.cli.common import fail, print_json, progress_bar, stderr, stdout
+
+validate_app = typer.Typer(help="Check stability verdicts against DFT and compare judges.", no_args_is_help=True)
+
+
+def _shard(value: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        fail(f"--shard takes I/N (e.g. 0/2), not {value!r}")
+    if not 0 <= index < count:
+        fail(f"--shard {value}: I must be in 0..N-1")
+    return index, count
+
+
+@validate_app.command("dft")
+def validate_dft_command(
+    n: Annotated[int, typer.Option("--n", min=1, help="Sample size: half judged stable at 0.1 eV/atom, half with "
+                                                      "0.1 < E_hull <= 0.3 (plain-PBE chemistries only).")] = 60,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the stratified sample.")] = 0,
+    protocol: Annotated[str, typer.Option(
+        "--protocol", help="single-point (at the force-field geometry), relax-positions, or relax-cell.")
+    ] = "single-point",
+    ecut: Annotated[float | None, typer.Option("--ecut", min=100.0, help="Plane-wave cutoff (eV).")] = None,
+    kpoint_density: Annotated[float | None, typer.Option("--kpoint-density", min=0.5,
+                                                         help="k-points per reciprocal A.")] = None,
+    candidate_ids: Annotated[list[str] | None, typer.Option(
+        "--candidate-id", help="Check these candidates instead of a sample (repeatable).")] = None,
+    judge: Annotated[str | None, typer.Option("--judge", help="Sample only candidates judged by this engine.")] = None,
+    shard: Annotated[str, typer.Option("--shard", help="I/N: this process takes every N-th candidate from the "
+                                                       "I-th (two processes on two cores: 0/2 and 1/2).")] = "0/1",
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Recompute candidates whose check failed.")
+                            ] = False,
+    launchpad: Annotated[Path | None, typer.Option("--launchpad", help="Add one FireWork per candidate to this "
+                                                                       "LaunchPad instead of running here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
+) -> None:
+    """GPAW PBE energy above hull of judged candidates from the store (resumable: results are stored per candidate)."""
+    from pccd_flows.validation.dft import (
+        PROTOCOLS,
+        DftValidationError,
+        DftValidationSettings,
+        select_candidates,
+        validate_candidates,
+    )
+
+    if protocol not in PROTOCOLS:
+        fail(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    shard_of = _shard(shard)
+    overrides = {k: v for k, v in {"ecut": ecut, "kpoint_density": kpoint_density}.items() if v is not None}
+    settings = DftValidationSettings(protocol=protocol, **overrides)
+    try:
+        from pccd_flows.followup.gpaw import require_gpaw
+
+        require_gpaw()
+        ids = select_candidates(n, seed, judge, candidate_ids=candidate_ids, shard=shard_of)
+    except (DftValidationError, RuntimeError) as exc:
+        fail(str(exc))
+    if launchpad is not None:
+        from pccd_flows.cli.common import add_to_launchpad
+        from pccd_flows.makers.validation import DftValidationMaker
+        from pccd_flows.stores.config import fireworks_workflow
+
+        workflow = fireworks_workflow(DftValidationMaker(settings=settings, retry_failed=retry_failed).make(ids))
+        add_to_launchpad(workflow, launchpad)
+        stdout.print(f"added {len(workflow.fws)} fireworks to {launchpad}; run them with `rlaunch rapidfire`")
+        return
+
+    def report(doc) -> None:
+        check = doc.dft_check
+        verdict = f"error: {check.error}" if check.error else (
+            f"DFT {check.e_above_hull:+.3f} vs {check.judge_engine} {check.judge_e_above_hull:+.3f} eV/atom "
+            f"({check.seconds:.0f} s)")
+        stderr.print(f"{doc.candidate_id} {doc.formula}: {verdict}", highlight=False, soft_wrap=True)
+
+    stderr.print(f"{len(ids)} candidates, protocol {protocol} (settings {settings.fingerprint()})")
+    with progress_bar("DFT check", len(ids)) as advance:
+        docs = validate_candidates(ids, settings, retry_failed=retry_failed, progress=advance, on_result=report)
+    rows = [{"candidate_id": d.candidate_id, "formula": d.formula, "chemsys": d.chemsys, "nsites": d.nsites,
+             "judge_engine": d.dft_check.judge_engine, "judge_e_above_hull": d.dft_check.judge_e_above_hull,
+             "dft_e_above_hull": d.dft_check.e_above_hull, "error": d.dft_check.error} for d in docs]
+    failed = [r for r in rows if r["error"]]
+    if as_json:
+        print_json({"protocol": protocol, "settings": settings.model_dump(mode="json"), "results": rows})
+    else:
+        for r in rows:
+            value = "failed" if r["error"] else f"{r['dft_e_above_hull']:+.3f}"
+            stdout.print(f"{r['candidate_id']}\t{r['formula']}\t{r['judge_e_above_hull']:+.3f}\t{value}",
+                         highlight=False, soft_wrap=True)
+    if failed:
+        stderr.print(f"{len(failed)} of {len(rows)} checks failed (recorded on the candidates; --retry-failed "
+                     f"recomputes them)")
+        raise typer.Exit(1)
+
+
+@validate_app.command("judges")
+def validate_judges_command(
+    engines: Annotated[list[str], typer.Option("--engine", help="Force field to judge with (repeatable): "
+                                                                "sevennet (7net-0), sevennet-l3i5, chgnet.")],
+    checked_only: Annotated[bool, typer.Option("--checked-only/--sample",
+                                               help="Judge the candidates with a DFT check (default), or the "
+                                                    "whole stratified sample.")] = True,
+    n: Annotated[int, typer.Option("--n", min=1, help="Sample size, as for `pccd validate dft`.")] = 60,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="As the study's relaxation.")] = 300,
+    relax_fmax: Annotated[float, typer.Option("--relax-fmax", min=0.001, help="As the study's relaxation.")] = 0.1,
+) -> None:
+    """Relax and judge the sampled candidates with other force fields (stored beside the first verdict)."""
+    from pccd_flows.stability.engines import FORCE_FIELDS, RelaxSettings
+    from pccd_flows.stores.candidates import CandidateStore
+    from pccd_flows.validation.dft import DftValidationError, select_candidates
+    from pccd_flows.validation.judges import judge_label, rejudge
+
+    unknown = [e for e in engines if e not in FORCE_FIELDS]
+    if unknown:
+        fail(f"unknown force field {unknown[0]!r}: choose from {', '.join(FORCE_FIELDS)}")
+    if checked_only:
+        ids = sorted(CandidateStore().ids({"dft_check": {"$ne": None}}))
+        if not ids:
+            fail("no candidate has a DFT check yet: run `pccd validate dft` first, or pass --sample")
+    else:
+        try:
+            ids = select_candidates(n, seed)
+        except DftValidationError as exc:
+            fail(str(exc))
+    relax = RelaxSettings(steps=relax_steps, fmax=relax_fmax)
+    for engine in engines:
+        with progress_bar(f"judging with {judge_label(engine)}", len(ids)) as advance:
+            docs = rejudge(ids, engine, relax, progress=advance)
+        judged = sum(engine in d.judgements for d in docs)
+        stdout.print(f"{engine}: {judged} of {len(ids)} candidates judged", highlight=False)
+
+
+@validate_app.command("report")
+def validate_report_command(
+    out: Annotated[Path | None, typer.Option("--out", help="Write the report JSON here "
+                                                           "(e.g. docs/stability/dft_validation.json).")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write the parity plot PNG here.")] = None,
+    default_judge: Annotated[str, typer.Option("--default-judge", help="The judge the project uses by default.")
+                             ] = "chgnet",
+    study: Annotated[str | None, typer.Option("--study", help="Estimate the DFT fractions of this study's "
+                                                              "candidates (default: all in the store).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+) -> None:
+    """Parity, MAE, precision and recall of each judge against the stored DFT checks, and DFT-estimated study rates."""
+    from pccd_flows.evaluation.novelty import known_structure_index
+    from pccd_flows.stores.candidates import CandidateStore
+    from pccd_flows.study.report import refresh_relaxed_novelty
+    from pccd_flows.validation.report import build_report, eligible_population, parity_plot
+
+    store = CandidateStore()
+    everything = list(store.find({"study": study} if study else {}))
+    checked = [d for d in everything if d.dft_check is not None]
+    if not checked:
+        fail("no candidate has a DFT check: run `pccd validate dft` first")
+    judged = [d for d in everything if d.e_above_hull is not None]
+    stderr.print("judging novelty and uniqueness of the relaxed structures (for the S.U.N. estimate)")
+    judged = refresh_relaxed_novelty(judged, known_structure_index(), store)
+    by_id = {d.candidate_id: d for d in judged}
+    checked = [by_id.get(d.candidate_id, d) for d in checked]
+    report = build_report(checked, eligible_population(judged, checked[0].dft_check.judge_engine), judged,
+                          default_judge=default_judge,
+                          sun=lambda d: bool(d.relaxed_novelty and d.relaxed_novelty.novel
+                                             and d.relaxed_novelty.unique))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report.model_dump_json(indent=2))
+    if plot is not None:
+        parity_plot(report, plot)
+    if as_json:
+        print_json(report)
+        return
+    stdout.print(f"{report.n} candidates with a DFT E_hull ({report.n_failed} failed), protocol {report.protocol}",
+                 highlight=False)
+    for name, m in report.judges.items():
+        def f(v):
+            return "n/a" if v is None else f"{v:.2f}"
+        stdout.print(f"{name:28s} n={m.n:3d} MAE {m.mae:.3f}  precision@0.1 {f(m.precision_at_100meV)}  "
+                     f"recall@0.1 {f(m.recall_at_100meV)}  precision@0.08 {f(m.precision_at_80meV)}  "
+                     f"recall@0.08 {f(m.recall_at_80meV)}", highlight=False)
+    for name, interval in report.dft_estimated.items():
+        stdout.print(f"{name}: {interval.value:.3f} (95% {interval.ci95[0]:.3f}-{interval.ci95[1]:.3f})",
+                     highlight=False)
