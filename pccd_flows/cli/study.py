@@ -18,8 +18,12 @@ from pccd_flows.cli.common import (
     RepulsionOption,
     SamplerStepsOption,
     add_to_launchpad,
+    check_store_location,
+    echo,
     fail,
     print_json,
+    require_output_dir,
+    require_output_file,
     stderr,
     stdout,
 )
@@ -148,7 +152,7 @@ def case_studies_command(
         warnings.simplefilter("ignore")
         rows = run_case_studies(candidates, StudySpec(name=name, reference=get_settings().reference), out, maker,
                                 extra_samples, formulas, log=stderr.print)
-    print(json.dumps(rows, indent=2))
+    echo(json.dumps(rows, indent=2))
 
 
 @report_app.command("study")
@@ -166,13 +170,18 @@ def report_study_command(
     from pccd_flows.study.paper746 import StudyProgress, StudySpec, progress_path, study_candidates
     from pccd_flows.study.report import study_report, write_figures, write_stable_csv
 
+    for path, option in ((stable_csv, "--csv"), (out, "--out")):
+        if path is not None:
+            require_output_file(path, option)
+    if plots is not None:
+        require_output_dir(plots, "--plots")
+    check_store_location()
     docs = study_candidates(CandidateStore(), name)
     if not docs:
         fail(f"no candidates of study {name!r} in the store (run `pccd study paper-746` first)")
     record = progress_path(StudySpec(name=name), get_settings().store_dir)
     wall = StudyProgress.model_validate_json(record.read_text()).wall_seconds if record.is_file() else None
     from pccd_flows.evaluation.novelty import known_structure_index
-
     from pccd_flows.study.report import refresh_relaxed_novelty
 
     index = known_structure_index()
@@ -188,7 +197,7 @@ def report_study_command(
         out.write_text(report.model_dump_json(indent=2))
     if as_json:
         print_json(report)
-    else:
+    else:  # the report is the result: stdout, plain lines
         for key, value in report.model_dump(exclude={"comparison", "sun_candidate_ids"}).items():
-            stderr.print(f"{key}: {value}")
-        stderr.print(json.dumps(report.comparison, indent=1))
+            echo(f"{key}: {value}")
+        echo(json.dumps(report.comparison, indent=1))
