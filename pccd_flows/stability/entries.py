@@ -20,15 +20,42 @@ class EntryError(ValueError):
     """An energy that cannot be put on the MP scale."""
 
 
+# Force fields trained on MPtrj's *corrected* energies (CHGNet) already speak the MP2020 scale; those trained on the
+# raw PBE/PBE+U energies (SevenNet: MgO -5.97 eV/atom, MP's raw -5.96, MP2020 -6.31) need MP2020's corrections, as
+# matbench-discovery applies them.
+CORRECTED_BY_TRAINING = frozenset({"chgnet"})
+
+
 def force_field_entry(structure: Structure, energy: float, engine: str, entry_id: str | None = None
                       ) -> ComputedStructureEntry:
-    """A force-field total energy (eV per cell), already MP2020-compatible: no correction is added."""
+    """A force-field total energy (eV per cell) on the MP2020 scale: CHGNet's as it is, SevenNet's with the
+    MP2020 corrections of the calculation MP would have run (GGA, or GGA+U with MP's U values)."""
     engine = check_engine(engine)
     if engine not in FORCE_FIELDS:
         raise EntryError(f"{engine} is not a force field")
     # float(): force fields return numpy float32, which documents and MongoDB cannot store
-    return ComputedStructureEntry(structure, float(energy), parameters={"engine": engine, "mp_scale": "native"},
-                                  entry_id=entry_id)
+    if engine in CORRECTED_BY_TRAINING:
+        return ComputedStructureEntry(structure, float(energy), parameters={"engine": engine, "mp_scale": "native"},
+                                      entry_id=entry_id)
+    run_type, hubbards, potcars = mp_calculation_of(structure)
+    entry = vasp_entry(structure, float(energy), run_type, hubbards, potcars, entry_id)
+    entry.parameters.update({"engine": engine, "mp_scale": "MaterialsProject2020Compatibility"})
+    return entry
+
+
+def mp_calculation_of(structure: Structure) -> tuple[str, dict[str, float], list[str]]:
+    """The run type, U values and POTCARs of MP's relaxation of this structure (MPRelaxSet's rules: +U on the
+    transition metals of oxides and fluorides)."""
+    from pymatgen.io.vasp.sets import MPRelaxSet
+
+    config = MPRelaxSet.CONFIG
+    symbols = {el.symbol for el in structure.composition.elements}
+    # MPRelaxSet: the U table of the most electronegative anion present (O before F)
+    anion = next((a for a in ("O", "F") if a in symbols), None)
+    table = config["INCAR"]["LDAUU"].get(anion, {}) if anion else {}
+    hubbards = {el: table[el] for el in symbols if el in table}
+    potcars = [f"PAW_PBE {config['POTCAR'][el]}" for el in sorted(symbols)]
+    return ("GGA+U" if hubbards else "GGA"), hubbards, potcars
 
 
 def entry_from_force_field_doc(task_doc, engine: str, entry_id: str | None = None) -> ComputedStructureEntry:

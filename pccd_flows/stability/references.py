@@ -25,6 +25,7 @@ from pymatgen.core import Composition, Element, Structure
 
 from pccd_flows.settings import PccdSettings, get_settings
 from pccd_flows.stability.engines import FORCE_FIELDS, RelaxSettings, check_engine, run_force_field
+from pccd_flows.stability.entries import CORRECTED_BY_TRAINING, force_field_entry
 
 logger = logging.getLogger(__name__)
 
@@ -119,11 +120,14 @@ def lowest_engine_energies(polymorphs: dict[str, list[tuple[str, Structure]]], e
         raise ReferenceError("engine reference energies need a force field; use --reference mp-api with VASP")
     store = reference_energy_store(settings)
 
+    # energies are cached on the MP2020 scale (force_field_entry); engines corrected here carry the scale in the key
+    scale = "" if engine in CORRECTED_BY_TRAINING else ":mp2020"
+
     def static_key(material_id: str) -> str:
-        return f"static:{material_id}:{engine}"
+        return f"static:{material_id}:{engine}{scale}"
 
     def relaxed_key(material_id: str) -> str:
-        return f"relaxed:{material_id}:{engine}:{relax.steps}:{relax.fmax}"
+        return f"relaxed:{material_id}:{engine}:{relax.steps}:{relax.fmax}{scale}"
 
     def cached(keys: list[str]) -> dict[str, float]:
         seed = bundled_reference_energies(settings.reference_energy_seed_file)
@@ -138,7 +142,8 @@ def lowest_engine_energies(polymorphs: dict[str, list[tuple[str, Structure]]], e
         outcomes = run_force_field([structure for _, structure in items], engine, settings_)
         rows = [{"key": key(mid), "material_id": mid, "engine": engine,
                  "formula": structure.composition.reduced_formula,
-                 "energy_per_atom": float(o.task_doc.output.energy) / len(o.task_doc.output.structure)}
+                 "energy_per_atom": force_field_entry(o.task_doc.output.structure, o.task_doc.output.energy,
+                                                      engine).energy_per_atom}
                 for (mid, structure), o in zip(items, outcomes) if o.ok]
         if rows:
             with open_store(store) as cache:
@@ -237,8 +242,13 @@ def mp_api_references(elements: Sequence[str], engine: str, settings: PccdSettin
     elements = normalise_chemsys(elements)
     if not settings.mp_api_key:
         raise ReferenceError("--reference mp-api needs a Materials Project API key: set MP_API_KEY")
-    from pccd_flows.data.fetch import (DEFAULT_ENDPOINT, MPFetchError, _check_reachable, _failure_message,
-                                       _no_retry_session)
+    from pccd_flows.data.fetch import (
+        DEFAULT_ENDPOINT,
+        MPFetchError,
+        _check_reachable,
+        _failure_message,
+        _no_retry_session,
+    )
 
     # mp-api appends paths to the endpoint ("materials/thermo/"): without its trailing slash every URL is wrong
     endpoint = (os.environ.get("MP_API_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/") + "/"
@@ -252,7 +262,7 @@ def mp_api_references(elements: Sequence[str], engine: str, settings: PccdSettin
                 elements, additional_criteria={"thermo_types": ["GGA_GGA+U"]})
     except MPFetchError as exc:
         raise ReferenceError(f"mp-api reference for {'-'.join(elements)}: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - network, auth and server errors all end here
+    except Exception as exc:
         raise ReferenceError(f"mp-api reference for {'-'.join(elements)}: {_failure_message(exc)}") from exc
     if not entries:
         raise ReferenceError(f"mp-api returned no entries for {'-'.join(elements)}")
