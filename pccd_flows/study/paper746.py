@@ -174,16 +174,17 @@ def relaxations_flow(spec: StudySpec, candidates, skip: set[str] = frozenset()):
     both writing to the study's candidate store; and the candidates it relaxes. ``None`` if nothing is left."""
     from jobflow import Flow
 
-    from pccd_flows.makers.relax import RelaxCandidatesMaker
+    from pccd_flows.makers.relax import RelaxCandidatesMaker, needs_relaxation, relaxation_settings
     from pccd_flows.makers.stability import StabilityMaker
 
     relax = RelaxCandidatesMaker(engine=spec.engine, steps=spec.relax_steps, fmax=spec.relax_fmax,
                                  store=candidates.store)
+    settings = relaxation_settings(spec.engine, spec.relax_steps, spec.relax_fmax)
     stability = StabilityMaker(reference=spec.reference, engine=spec.engine, store=candidates.store)
     jobs, ids = [], []
     for system in spec.chemical_systems():
         todo = [d for d in study_candidates(candidates, spec.name, system=system)
-                if d.candidate_id not in skip and (d.relaxation is None or d.relaxation.engine != spec.engine)]
+                if d.candidate_id not in skip and needs_relaxation(d, settings, retry_failed=False)]
         if not todo:
             continue
         relaxed = relax.make(todo)
@@ -296,14 +297,16 @@ def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
 
 def relax_candidates(docs: list[CandidateDoc], engine: str, steps: int, fmax: float) -> list[CandidateDoc]:
     """One force-field call for the whole list (the potential loads once); failures recorded per candidate."""
+    from pccd_flows.makers.relax import relaxation_settings, with_relaxation
     from pccd_flows.schemas.candidate import RelaxationResult
     from pccd_flows.stability.engines import RelaxSettings, run_force_field
     from pccd_flows.stability.entries import EntryError, entry_from_force_field_doc
 
+    settings = relaxation_settings(engine, steps, fmax)
     outcomes = run_force_field([d.generated_structure() for d in docs], engine, RelaxSettings(steps=steps, fmax=fmax))
     updated = []
     for doc, outcome in zip(docs, outcomes, strict=True):
-        fields = {"engine": engine}
+        fields = dict(settings)
         if not outcome.ok:
             fields["error"] = outcome.error
         else:
@@ -315,7 +318,7 @@ def relax_candidates(docs: list[CandidateDoc], engine: str, steps: int, fmax: fl
                 fields.update(structure=outcome.task_doc.output.structure, energy_per_atom=entry.energy_per_atom,
                               uncorrected_energy_per_atom=entry.uncorrected_energy_per_atom,
                               converged=bool(getattr(outcome.task_doc, "is_force_converged", True)))
-        updated.append(doc.model_copy(update={"relaxation": RelaxationResult(**fields)}))
+        updated.append(with_relaxation(doc, RelaxationResult(**fields)))
     return updated
 
 
@@ -344,12 +347,16 @@ def _relax_and_judge(spec: StudySpec, candidates, checkpoint_progress, log) -> N
     """Relax every unrelaxed screened candidate in chunks spread over worker processes, and judge each system as
     soon as its relaxations and references are in. Results are stored chunk by chunk, so an interruption loses at
     most the chunks in flight."""
+    from pccd_flows.makers.relax import needs_relaxation, relaxation_settings
+
     selected = study_candidates(candidates, spec.name)
-    done = sum(d.relaxation is not None and d.relaxation.engine == spec.engine for d in selected)
+    settings = relaxation_settings(spec.engine, spec.relax_steps, spec.relax_fmax)
+    # the study does not retry a failed relaxation with the same settings (it would fail again on every resume)
+    done = sum(not needs_relaxation(d, settings, retry_failed=False) for d in selected)
     tasks: list[tuple[str, str, tuple]] = []  # (system, kind, arguments)
     for system in spec.chemical_systems():
         of_system = [d for d in selected if d.chemsys == system]
-        todo = [d for d in of_system if d.relaxation is None or d.relaxation.engine != spec.engine]
+        todo = [d for d in of_system if needs_relaxation(d, settings, retry_failed=False)]
         unjudged = [d for d in of_system if d.relaxation is not None and d.relaxation.energy_per_atom is not None
                     and (d.stability is None or d.stability.reference != spec.reference)]
         if not todo and not unjudged:

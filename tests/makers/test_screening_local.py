@@ -5,7 +5,13 @@ from __future__ import annotations
 from jobflow import JobStore, run_locally
 from maggma.stores import MemoryStore
 
-from pccd_flows.makers import GenerateCandidatesMaker, PrefilterMaker, RelaxCandidatesMaker, ScreeningFlowMaker, StabilityMaker
+from pccd_flows.makers import (
+    GenerateCandidatesMaker,
+    PrefilterMaker,
+    RelaxCandidatesMaker,
+    ScreeningFlowMaker,
+    StabilityMaker,
+)
 from pccd_flows.stores.candidates import CandidateStore
 
 
@@ -63,3 +69,46 @@ def test_a_failed_relaxation_fizzles_only_its_candidate(mg_o_environment, tmp_pa
     good_doc, bad_doc = store.get(good.candidate_id), store.get(bad.candidate_id)
     assert bad_doc.relaxation.error and bad_doc.stability is None
     assert good_doc.relaxation.error is None and abs(good_doc.e_above_hull) < 0.05
+
+
+def test_a_rerun_with_other_relaxation_settings_relaxes_again(mg_o_environment, tmp_path):
+    """Through the real command: the same settings reuse the stored relaxation, other ones relax again (and judge
+    the new structure), and every relaxation records what it ran with."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pccd = str(Path(sys.executable).parent / "pccd")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def screen(relax_steps: int) -> dict:
+        args = [pccd, "screen", "--chemsys", "Mg-O", "--n", "3", "--seed", "0", "--relax-steps", str(relax_steps),
+                "--reference", "mp-formation", "--run-locally"]
+        result = subprocess.run(args, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+        query = subprocess.run([pccd, "query", "--json"], check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
+                               timeout=300)
+        assert query.returncode == 0, query.stderr[-2000:]
+        return {c["candidate_id"]: c for c in json.loads(query.stdout)["candidates"] if c["relaxation"]}
+
+    first = screen(5)
+    assert first, "no candidate passed the prefilter: nothing was relaxed"
+    for doc in first.values():
+        relaxation = doc["relaxation"]
+        assert (relaxation["engine"], relaxation["model"], relaxation["optimizer"]) == ("chgnet", "CHGNet 0.3.0",
+                                                                                         "FIRE")
+        assert (relaxation["steps"], relaxation["fmax"]) == (5, 0.05)
+
+    same = screen(5)
+    assert {cid: d["relaxation"] for cid, d in same.items()} == {cid: d["relaxation"] for cid, d in first.items()}
+
+    other = screen(40)
+    assert other.keys() == first.keys()
+    for cid, doc in other.items():
+        assert doc["relaxation"]["steps"] == 40
+        assert doc["relaxation"]["task_uuid"] != first[cid]["relaxation"]["task_uuid"]  # a new relaxation ran
+        if doc["relaxation"]["error"] is None:  # judged on the new structure, not the old one's hull placement
+            assert doc["stability"] is not None and doc["e_above_hull"] == doc["stability"]["e_above_hull"]
+            assert doc["relaxation"]["energy_per_atom"] <= first[cid]["relaxation"]["energy_per_atom"] + 1e-3
