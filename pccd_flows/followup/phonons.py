@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from jobflow import job
+
 from pccd_flows.schemas.followup import IMAGINARY_TOLERANCE_THZ, PhononSummary
 
 PHONON_ENGINES = ("chgnet", "sevennet", "gpaw", "vasp")
@@ -88,6 +90,30 @@ def symmetrized_primitive(structure, symprec: float = 0.01):
     return SpacegroupAnalyzer(structure, symprec=symprec).get_primitive_standard_structure()
 
 
+@job
+def symmetrized_relaxed_structure(structure, symprec: float = 0.01):
+    """:func:`symmetrized_primitive` of a relaxed structure, as a job (the structure is another job's output).
+
+    Parameters
+    ----------
+    structure : Structure or dict
+        The structure a relaxation ended with.
+    symprec : float
+        Symmetry tolerance (A).
+
+    Returns
+    -------
+    Structure
+        Its standard primitive cell with the symmetry refined: a strained or noisy input has only the symmetry it
+        finds after relaxing (rock salt from a strained P1 MgO cell), and phonons in a P1 cell of a cubic crystal
+        come out with spurious imaginary branches (-1.5 THz for MgO).
+    """
+    from pymatgen.core import Structure
+
+    structure = structure if isinstance(structure, Structure) else Structure.from_dict(structure)
+    return symmetrized_primitive(structure, symprec)
+
+
 def phonon_maker(engine: str = "chgnet", settings: PhononSettings | None = None, dft_settings=None):
     """atomate2's PhononMaker for the engine: force fields, VASP, or GPAW through the ASE code path."""
     settings = settings or PhononSettings()
@@ -109,6 +135,8 @@ def phonon_maker(engine: str = "chgnet", settings: PhononSettings | None = None,
             # keep the symmetry of the structure under test: a saddle point must stay one to be found unstable
             maker.bulk_relax_maker.relax_kwargs = {"fmax": 1e-3}
             maker.bulk_relax_maker.fix_symmetry = True
+            # a generated or strained cell needs more than atomate2's 500 FIRE steps to reach 1e-3 eV/A
+            maker.bulk_relax_maker.steps = 2000
         return maker
     if engine == "gpaw":
         from pccd_flows.followup.gpaw import GpawPhononMaker, GpawRelaxMaker, GpawSettings, GpawStaticMaker

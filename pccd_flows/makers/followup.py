@@ -9,7 +9,13 @@ from maggma.core import Store
 from pymatgen.core import Structure
 
 from pccd_flows.followup.gpaw import GpawSettings
-from pccd_flows.followup.phonons import PhononSettings, phonon_maker, summarize_phonons, symmetrized_primitive
+from pccd_flows.followup.phonons import (
+    PhononSettings,
+    phonon_maker,
+    summarize_phonons,
+    symmetrized_primitive,
+    symmetrized_relaxed_structure,
+)
 from pccd_flows.makers.relax import RELAX_CATEGORY
 from pccd_flows.schemas.candidate import CandidateDoc
 from pccd_flows.schemas.followup import BandGapSummary, DftStabilityResult, FollowUpResult
@@ -81,13 +87,8 @@ class FollowUpFlowMaker(Maker):
             relaxed = relax.output.structure
             outputs.update(relaxed=relaxed, energy=relax.output.output.energy, bands=bands.output["line"])
         if self.phonons is not None:
-            # the same code relaxed it already: phonons on that structure, without a second relaxation
-            relaxed_by_phonon_engine = self.dft is not None and self.phonons == (self.relax_with or self.dft)
-            settings = replace(self.phonon_settings, relax=False) if relaxed_by_phonon_engine else self.phonon_settings
-            phonon_flow = phonon_maker(self.phonons, settings, self.gpaw_settings).make(relaxed)
-            phonon_flow.name = f"{self.phonons} phonons {structure.composition.reduced_formula}"
-            jobs.append(phonon_flow)
-            outputs["phonons"] = phonon_flow.output
+            phonon_jobs, outputs["phonons"] = self._phonons(relaxed, structure.composition.reduced_formula)
+            jobs += phonon_jobs
         record = record_follow_up(candidate_id, outputs, self.dft, self.phonons, self.settings_record(), self.store,
                                   relax_engine=(self.relax_with or self.dft) if self.dft else None)
         record.config.on_missing_references = OnMissing.NONE  # a failed phonon run must not lose the band gap
@@ -96,6 +97,29 @@ class FollowUpFlowMaker(Maker):
         if self.category:
             flow.update_config({"manager_config": {"_category": self.category}})
         return flow
+
+    def _phonons(self, relaxed, formula: str) -> tuple[list, object]:
+        """Phonons of a structure relaxed with the phonon engine itself, in the symmetry it has once relaxed.
+
+        A candidate's stored structure may be unrelaxed (strained, noisy); another engine's minimum is not the phonon
+        engine's, and a cell symmetrized before relaxing keeps the low symmetry it had (rock-salt MgO in a P1 cell
+        gave -1.5 THz). So: relax with the phonon engine (unless that engine relaxed it here already), refine the
+        symmetry of the result, and let the phonon flow's own tight, symmetry-keeping relaxation finish it.
+        """
+        jobs = []
+        relaxed_by_phonon_engine = self.dft is not None and self.phonons == (self.relax_with or self.dft)
+        # the phonon flow always relaxes: symmetrizing moves atoms by up to symprec
+        settings = replace(self.phonon_settings, relax=True)
+        if not relaxed_by_phonon_engine:
+            pre_relax = phonon_maker(self.phonons, settings, self.gpaw_settings).bulk_relax_maker.make(relaxed)
+            pre_relax.name = f"{self.phonons} relax before phonons {formula}"
+            jobs.append(pre_relax)
+            relaxed = pre_relax.output.structure
+        symmetrized = symmetrized_relaxed_structure(relaxed)
+        symmetrized.name = f"symmetrize for phonons {formula}"
+        phonon_flow = phonon_maker(self.phonons, settings, self.gpaw_settings).make(symmetrized.output)
+        phonon_flow.name = f"{self.phonons} phonons {formula}"
+        return [*jobs, symmetrized, phonon_flow], phonon_flow.output
 
     @property
     def relaxes_with_force_field(self) -> bool:

@@ -3,13 +3,23 @@ pass, a known dynamically unstable one is caught."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from jobflow import run_locally
 from pymatgen.core import Lattice, Structure
 
-from pccd_flows.followup.phonons import (IMAGINARY_TOLERANCE_THZ, has_imaginary_modes, phonon_maker,
-                                         summarize_phonons, symmetrized_primitive)
+from pccd_flows.followup.phonons import (
+    IMAGINARY_TOLERANCE_THZ,
+    has_imaginary_modes,
+    phonon_maker,
+    summarize_phonons,
+    symmetrized_primitive,
+)
 from tests.factories import known_phase
 
 # cubic (paraelectric) BaTiO3: its ferroelectric soft mode is imaginary at 0 K in DFT and in CHGNet
@@ -44,3 +54,22 @@ def test_the_criterion_is_a_tolerance_below_zero():
     assert not has_imaginary_modes(np.array([-0.05, 0.0, 3.0]))
     assert has_imaginary_modes(np.array([-0.5, 3.0]))
     assert has_imaginary_modes(np.array([-0.05, 3.0]), tolerance_thz=0.01)
+
+
+def test_followup_phonons_of_an_unrelaxed_cell_run_on_the_relaxed_crystal(tmp_path):
+    """`pccd followup` of an unrelaxed candidate: rock-salt MgO strained by a few percent, one atom displaced (P1 at
+    any usual tolerance). Phonons of that cell as given, or of a cell symmetrized before relaxing, report imaginary
+    modes (-1.5 THz) that MgO does not have; relaxed with CHGNet and then symmetrized, it is stable."""
+    strained = known_phase("MgO").copy()
+    strained.apply_strain([0.06, 0.02, -0.03])
+    strained.translate_sites([1], [0.03, -0.02, 0.04], frac_coords=False)
+    cif = tmp_path / "MgO_strained.cif"
+    strained.to(filename=str(cif))
+    pccd = str(Path(sys.executable).parent / "pccd")
+    result = subprocess.run([pccd, "followup", "--cif", str(cif), "--dft", "none", "--phonons", "chgnet", "--json"],
+                            check=False, capture_output=True, text=True, timeout=1200, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["errors"] == [] and summary["phonon_engine"] == "chgnet"
+    assert summary["has_imaginary_modes"] is False, summary
+    assert abs(summary["min_frequency_thz"]) < IMAGINARY_TOLERANCE_THZ
