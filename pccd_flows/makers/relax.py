@@ -24,7 +24,20 @@ def vasp_relax_maker():
 
 
 def relax_maker(engine: str, steps: int, fmax: float):
-    """The atomate2 maker that relaxes candidates with ``engine`` (force fields: ``steps``, ``fmax``; VASP: MP's)."""
+    """The atomate2 maker that relaxes candidates.
+
+    Parameters
+    ----------
+    engine : str
+        A force field of :data:`FORCE_FIELDS` or ``vasp``.
+    steps, fmax : int, float
+        Step limit and force criterion (eV/A) of a force-field relaxation; VASP runs MP's double relaxation.
+
+    Returns
+    -------
+    Maker
+        ``ForceFieldRelaxMaker`` or atomate2's ``MPGGADoubleRelaxStaticMaker``.
+    """
     if check_engine(engine) == "vasp":
         return vasp_relax_maker()
     return force_field_maker(engine, RelaxSettings(steps=steps, fmax=fmax))
@@ -109,8 +122,21 @@ _FROM_THE_RELAXATION = ("stability", "e_above_hull", "judgements", "relaxed_nove
 
 
 def with_relaxation(doc: CandidateDoc, relaxation: RelaxationResult) -> CandidateDoc:
-    """The candidate with a new relaxation, and without what was judged on its previous one (its hull placement
-    would otherwise describe a structure it no longer has)."""
+    """The candidate with a new relaxation, and without what was judged on its previous one.
+
+    Parameters
+    ----------
+    doc : CandidateDoc
+        The candidate as stored.
+    relaxation : RelaxationResult
+        Its new relaxation.
+
+    Returns
+    -------
+    CandidateDoc
+        A copy; where it had a relaxation before, its hull placement, other judges' placements and relaxed novelty
+        are cleared, as they describe a structure it no longer has.
+    """
     update = {"relaxation": relaxation}
     if doc.relaxation is not None:
         fields = CandidateDoc.model_fields
