@@ -41,6 +41,7 @@ def screen_command(
     min_covalent_ratio: MinCovalentRatioOption = 0.0,
     icsd_oxidation_states: IcsdOxidationStatesOption = False,
     relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="Force-field relaxation steps.")] = 500,
+    relax_fmax: Annotated[float, typer.Option("--relax-fmax", min=0.001, help="Force convergence, eV/A.")] = 0.05,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
     follow_up_below: Annotated[float | None, typer.Option(
         "--follow-up-below", callback=finite, help="Follow up (DFT relaxation, bands, phonons) every candidate at or under this "
@@ -116,7 +117,7 @@ def screen_command(
                                          steps=steps, eta=eta, repulsion=repulsion),
         prefilter=PrefilterMaker(min_covalent_ratio=min_covalent_ratio or None,
                                  require_icsd_oxidation_states=icsd_oxidation_states),
-        relax=RelaxCandidatesMaker(engine=engine, steps=relax_steps),
+        relax=RelaxCandidatesMaker(engine=engine, steps=relax_steps, fmax=relax_fmax),
         stability=StabilityMaker(reference=reference, engine=engine),
     )
     flow = maker.make(systems)

@@ -83,9 +83,9 @@ def test_a_rerun_with_other_relaxation_settings_relaxes_again(mg_o_environment, 
     pccd = str(Path(sys.executable).parent / "pccd")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-    def screen(relax_steps: int) -> dict:
+    def screen(relax_steps: int, relax_fmax: float = 0.05) -> dict:
         args = [pccd, "screen", "--chemsys", "Mg-O", "--n", "3", "--seed", "0", "--relax-steps", str(relax_steps),
-                "--reference", "mp-formation", "--run-locally"]
+                "--relax-fmax", str(relax_fmax), "--reference", "mp-formation", "--run-locally"]
         result = subprocess.run(args, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
         query = subprocess.run([pccd, "query", "--json"], check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -112,3 +112,8 @@ def test_a_rerun_with_other_relaxation_settings_relaxes_again(mg_o_environment, 
         if doc["relaxation"]["error"] is None:  # judged on the new structure, not the old one's hull placement
             assert doc["stability"] is not None and doc["e_above_hull"] == doc["stability"]["e_above_hull"]
             assert doc["relaxation"]["energy_per_atom"] <= first[cid]["relaxation"]["energy_per_atom"] + 1e-3
+
+    looser = screen(40, relax_fmax=0.2)  # the force criterion alone differs
+    for cid, doc in looser.items():
+        assert doc["relaxation"]["fmax"] == 0.2
+        assert doc["relaxation"]["task_uuid"] != other[cid]["relaxation"]["task_uuid"]
