@@ -34,7 +34,7 @@ def _csv_row(doc) -> dict:
         "formation_energy_per_atom": stability.formation_energy_per_atom if stability else None,
         "energy_per_atom": relaxation.energy_per_atom if relaxation else None,
         "engine": relaxation.engine if relaxation else None, "reference": stability.reference if stability else None,
-        "novel": doc.prefilter.novel, "matched_mp_id": doc.prefilter.matched_mp_id,
+        "novel": doc.novel, "matched_mp_id": doc.matched_mp_id,
         "checkpoint_sha256": doc.provenance.checkpoint_sha256, "seed": doc.provenance.seed,
         "index": doc.provenance.index,
     }
@@ -96,7 +96,7 @@ def query_command(
             ehull = f"{doc.e_above_hull:.3f}" if doc.e_above_hull is not None else "-"
             if ehull == "-" and doc.prefilter.passed is False:
                 ehull = "rejected"
-            table.add_row(doc.candidate_id, doc.formula or "-", ehull, decomposition, str(doc.prefilter.novel),
+            table.add_row(doc.candidate_id, doc.formula or "-", ehull, decomposition, str(doc.novel),
                           f"{doc.provenance.seed}/{doc.provenance.index}")
         stdout.print(table)
 

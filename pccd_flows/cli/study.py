@@ -22,6 +22,7 @@ from pccd_flows.cli.common import (
     echo,
     fail,
     print_json,
+    progress_bar,
     require_output_dir,
     require_output_file,
     stderr,
@@ -186,7 +187,8 @@ def report_study_command(
 
     index = known_structure_index()
     stderr.print("judging novelty and uniqueness of the relaxed structures (against MP and one another)")
-    docs = refresh_relaxed_novelty(docs, index, CandidateStore())
+    with progress_bar("relaxed novelty", sum(d.relaxation is not None for d in docs)) as advance:
+        docs = refresh_relaxed_novelty(docs, index, CandidateStore(), advance)
     report = study_report(docs, name, wall, novelty_index=index)
     if plots is not None:
         write_figures(docs, report, plots)

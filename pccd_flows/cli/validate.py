@@ -164,7 +164,8 @@ def validate_report_command(
         fail("no candidate has a DFT check: run `pccd validate dft` first")
     judged = [d for d in everything if d.e_above_hull is not None]
     stderr.print("judging novelty and uniqueness of the relaxed structures (for the S.U.N. estimate)")
-    judged = refresh_relaxed_novelty(judged, known_structure_index(), store)
+    with progress_bar("relaxed novelty", len(judged)) as advance:
+        judged = refresh_relaxed_novelty(judged, known_structure_index(), store, advance)
     by_id = {d.candidate_id: d for d in judged}
     checked = [by_id.get(d.candidate_id, d) for d in checked]
     report = build_report(checked, eligible_population(judged, checked[0].dft_check.judge_engine), judged,

@@ -118,7 +118,7 @@ def needs_relaxation(doc: CandidateDoc, settings: dict, retry_failed: bool = Tru
 
 
 # judged on the relaxed structure: stale once it is relaxed again (only those fields the schema has)
-_FROM_THE_RELAXATION = ("stability", "e_above_hull", "judgements", "relaxed_novelty")
+_FROM_THE_RELAXATION = ("stability", "e_above_hull", "judgements", "relaxed_novelty", "dft_check")
 
 
 def with_relaxation(doc: CandidateDoc, relaxation: RelaxationResult) -> CandidateDoc:

@@ -34,5 +34,23 @@ class StabilityMaker(Maker):
                 continue
             calculator = HullCalculator(reference_set(reference, chemsys.split("-"), self.engine))
             judged += judge(batch, calculator)
+        judged = relaxed_novelty_against_mp(judged)
         CandidateStore(self.store).upsert(judged)
         return judged
+
+
+def relaxed_novelty_against_mp(docs: list[CandidateDoc]) -> list[CandidateDoc]:
+    """Novelty of the relaxed structures against MP (a new generated crystal can relax onto a known one); their
+    uniqueness needs the whole run and is judged by `pccd report study`."""
+    from pccd_flows.evaluation.novelty import known_structure_index
+    from pccd_flows.schemas.candidate import RelaxedNoveltyResult
+
+    index = known_structure_index()
+    out = []
+    for doc in docs:
+        if doc.relaxation is not None and doc.relaxation.structure:
+            matched = index.find_match(doc.final_structure())
+            doc = doc.model_copy(update={"relaxed_novelty": RelaxedNoveltyResult(
+                novel=matched is None, matched_mp_id=matched, source=str(index.source))})
+        out.append(doc)
+    return out

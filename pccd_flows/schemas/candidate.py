@@ -158,6 +158,20 @@ class CandidateDoc(BaseModel):
             return Structure.from_dict(self.relaxation.structure)
         return self.generated_structure()
 
+    @property
+    def novel(self) -> bool | None:
+        """Novel against MP: judged on the relaxed structure where it was, else on the generated one."""
+        if self.relaxed_novelty is not None and self.relaxed_novelty.novel is not None:
+            return self.relaxed_novelty.novel
+        return self.prefilter.novel
+
+    @property
+    def matched_mp_id(self) -> str | None:
+        """The MP crystal that the relaxed (else the generated) structure matches."""
+        if self.relaxed_novelty is not None and self.relaxed_novelty.novel is not None:
+            return self.relaxed_novelty.matched_mp_id
+        return self.prefilter.matched_mp_id
+
     def with_stability(self, stability: StabilityResult) -> CandidateDoc:
         # a new verdict follows a new relaxation: the relaxed novelty of the old one no longer holds
         return self.model_copy(update={"stability": stability, "e_above_hull": stability.e_above_hull,

@@ -87,7 +87,10 @@ class CandidateQuery(BaseModel):
         if bound is not None:
             criteria["e_above_hull"] = {"$lte": bound}
         if self.novel_only:
-            criteria["prefilter.novel"] = True
+            # the verdict on the relaxed structure where there is one (a new generated crystal can relax onto a
+            # known one), else the prefilter's on the generated structure
+            criteria["$or"] = [{"relaxed_novelty.novel": True},
+                               {"relaxed_novelty": None, "prefilter.novel": True}]
         return criteria
 
 
@@ -103,6 +106,19 @@ class CandidateStore:
             with open_store(self.store) as store:
                 store.update(rows, key=KEY)
         return len(rows)
+
+    def patch(self, updates: dict[str, dict]) -> int:
+        """Set some fields of stored candidates (candidate_id -> {field: value}), read and written under one lock:
+        two processes that each set their own field (a DFT check, a novelty verdict) lose nothing of the other's."""
+        if not updates:
+            return 0
+        with open_store(self.store) as store:
+            rows = {row[KEY]: row for row in store.query({KEY: {"$in": list(updates)}})}
+            docs = [CandidateDoc.model_validate(_strip(rows[cid])).model_copy(update=fields)
+                    for cid, fields in updates.items() if cid in rows]
+            if docs:
+                store.update([candidate_row(doc) for doc in docs], key=KEY)
+        return len(docs)
 
     def get(self, candidate_id: str) -> CandidateDoc | None:
         with open_store(self.store) as store:

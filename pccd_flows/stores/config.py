@@ -142,6 +142,14 @@ def reference_energy_store(settings: PccdSettings | None = None) -> Store:
         "reference_energies", settings.cache_dir / "reference-energies", key="key")
 
 
+def dft_reference_store(settings: PccdSettings | None = None) -> Store:
+    """DFT energies of the reference phases of a DFT validation: kept beside the candidates they were computed for
+    (the study's store carries its whole validation), keyed by protocol fingerprint, force field and MP id."""
+    settings = settings or get_settings()
+    return _configured_store("dft_references", settings, required=False) or embedded_store(
+        "dft_references", settings.store_dir, key="key")
+
+
 def job_store(settings: PccdSettings | None = None):
     """The jobflow JobStore: from the store file (``jobs`` and ``job_data``) or embedded MontyDB beside candidates.
 

@@ -91,7 +91,7 @@ def run_case_studies(candidates, spec: StudySpec, out_dir: Path, follow_up_maker
         flow = follow_up_maker.make(doc.final_structure(), doc.candidate_id, products)
         summary = run_follow_up_here(flow, doc.final_structure(), doc.candidate_id, out_dir) or {
             "formula": formula, "candidate_id": doc.candidate_id, "errors": ["the follow-up did not finish"]}
-        summary.update(chgnet_e_above_hull=doc.e_above_hull, novel=doc.prefilter.novel,
+        summary.update(chgnet_e_above_hull=doc.e_above_hull, novel=doc.novel,
                        matched_mp_id=doc.prefilter.matched_mp_id, nsites=doc.nsites,
                        space_group=_space_group(doc.final_structure()), provenance=doc.provenance.model_dump(mode="json"),
                        settings=follow_up_maker.settings_record())

@@ -4,6 +4,7 @@ the comparison with the paper and the baselines it quotes."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
@@ -62,7 +63,8 @@ class StudyReport(BaseModel):
                                           "generated: how many, converged, and their fractions under 0.25/0.08.")
 
 
-def judge_relaxed_novelty(docs: list[CandidateDoc], novelty_index) -> list[CandidateDoc]:
+def judge_relaxed_novelty(docs: list[CandidateDoc], novelty_index,
+                          progress: Callable[[int], None] | None = None) -> list[CandidateDoc]:
     """Novelty and uniqueness judged again on the relaxed structures, stored as ``relaxed_novelty``.
 
     Novel: no crystal of ``novelty_index`` (a :class:`~pccd_flows.evaluation.novelty.NoveltyIndex`) matches the
@@ -82,25 +84,34 @@ def judge_relaxed_novelty(docs: list[CandidateDoc], novelty_index) -> list[Candi
         for index in group:
             first_of[index] = group[0]
     judged = {}
+    source = str(novelty_index.source)
     for index, doc in enumerate(relaxed):
-        matched = novelty_index.find_match(structures[index])
+        known = doc.relaxed_novelty
+        # novelty already judged against the same source is kept: only uniqueness depends on the other candidates
+        matched = known.matched_mp_id if known is not None and known.source == source and known.novel is not None \
+            else novelty_index.find_match(structures[index])
         head = first_of[index]
         judged[doc.candidate_id] = doc.model_copy(update={"relaxed_novelty": RelaxedNoveltyResult(
             novel=matched is None, matched_mp_id=matched, unique=head == index,
-            duplicate_of=None if head == index else relaxed[head].candidate_id, source=str(novelty_index.source))})
+            duplicate_of=None if head == index else relaxed[head].candidate_id, source=source)})
+        if progress:
+            progress(1)
     return [judged.get(d.candidate_id, d) for d in docs]
 
 
-def refresh_relaxed_novelty(docs: list[CandidateDoc], novelty_index, store=None) -> list[CandidateDoc]:
+def refresh_relaxed_novelty(docs: list[CandidateDoc], novelty_index, store=None,
+                            progress: Callable[[int], None] | None = None) -> list[CandidateDoc]:
     """Judge (or re-judge, when the known-structure source changed) the relaxed novelty of a run's candidates and
     store it on each, so that queries and reports read one verdict."""
     source = str(novelty_index.source)
     relaxed = [d for d in docs if d.relaxation is not None and d.relaxation.structure]
-    if relaxed and all(d.relaxed_novelty is not None and d.relaxed_novelty.source == source for d in relaxed):
+    if relaxed and all(d.relaxed_novelty is not None and d.relaxed_novelty.source == source
+                       and d.relaxed_novelty.unique is not None for d in relaxed):
         return docs
-    docs = judge_relaxed_novelty(docs, novelty_index)
+    docs = judge_relaxed_novelty(docs, novelty_index, progress)
     if store is not None:
-        store.upsert([d for d in docs if d.relaxed_novelty is not None])
+        store.patch({d.candidate_id: {"relaxed_novelty": d.relaxed_novelty} for d in docs
+                     if d.relaxed_novelty is not None})
     return docs
 
 
@@ -110,7 +121,7 @@ def stable_unique_novel(judged: list[CandidateDoc], novelty_index=None) -> tuple
     prefilter's verdict on the generated structure stands); unique, i.e. of relaxed structures that match, only the
     lowest in energy counts. Returns the S.U.N. candidates (lowest E_hull first), the number of relaxed duplicates and
     the number relaxed onto MP crystals."""
-    if judged and all(d.relaxed_novelty is not None for d in judged):
+    if judged and all(d.relaxed_novelty is not None and d.relaxed_novelty.unique is not None for d in judged):
         # the stored verdicts on the relaxed structures (judge_relaxed_novelty) decide
         stable = sorted((d for d in judged if d.e_above_hull <= SUN_THRESHOLD), key=lambda d: d.e_above_hull)
         novel = [(d, d.final_structure()) for d in stable if d.relaxed_novelty.novel]
@@ -232,7 +243,7 @@ def write_stable_csv(docs: list[CandidateDoc], path: Path, threshold: float = 0.
         for d in rows:
             writer.writerow([d.candidate_id, d.formula, d.chemsys, d.nsites, round(d.e_above_hull, 4),
                              " + ".join(f"{f} {x:.3f}" for f, x in d.stability.decomposition.items()),
-                             d.prefilter.novel, d.prefilter.matched_mp_id,
+                             d.novel, d.matched_mp_id,
                              d.candidate_id in sun if sun_candidate_ids is not None else "",
                              d.stability.engine, d.stability.reference,
                              d.provenance.checkpoint_sha256[:12], d.provenance.seed, d.provenance.index])

@@ -283,7 +283,7 @@ def validate_candidates(candidate_ids: Sequence[str], settings: DftValidationSet
             raise DftValidationError(f"no candidate {candidate_id} in the store")
         if not is_done(doc, settings, retry_failed):
             doc = doc.model_copy(update={"dft_check": check_candidate(doc, settings, cache)})
-            candidates.upsert([doc])
+            candidates.patch({candidate_id: {"dft_check": doc.dft_check}})
             if on_result:
                 on_result(doc)
         done.append(doc)

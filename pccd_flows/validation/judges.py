@@ -38,7 +38,7 @@ def rejudge(candidate_ids: Sequence[str], engine: str, relax: RelaxSettings, ref
             entry = entry_from_force_field_doc(outcome.task_doc, engine, entry_id=doc.candidate_id)
             stability = calculators[doc.chemsys].stability(entry)
             doc = doc.model_copy(update={"judgements": {**doc.judgements, engine: stability}})
-            candidates.upsert([doc])
+            candidates.patch({doc.candidate_id: {"judgements": doc.judgements}})
         done[doc.candidate_id] = doc
         if progress:
             progress(1)
