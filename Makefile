@@ -41,6 +41,7 @@ demo: $(STAMP)
 	  pccd query --max-ehull 0.25
 
 test: $(DFT_STAMP)
+	$(VENV)/bin/ruff check .
 	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/python -m pytest -n 2 -q
 
 clean-venv:

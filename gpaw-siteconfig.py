@@ -3,4 +3,4 @@
 compiler = "g++"
 mpi = False
 fftw = True
-libraries += ["fftw3", "openblas"]
+libraries += ["fftw3", "openblas"]  # noqa: F821 - GPAW defines `libraries` before it runs this file

@@ -286,7 +286,8 @@ def fetch_paper_selection(
         endpoint += "/"
 
     try:
-        from mp_api.client.core.exceptions import MPRestError  # slow import (mp_api.client): only when fetching
+        # slow import (mp_api.client): only when fetching
+        from mp_api.client.core.exceptions import MPRestError
     except ImportError as exc:
         raise MPFetchError(f"the mp-api client cannot be imported: {_one_line(exc, 200)}") from exc
 

@@ -40,7 +40,7 @@ class MaterialRecord(BaseModel):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # pymatgen warns on every rounded coordinate
                 structure = Structure.from_str(self.cif, fmt="cif")
-        except Exception as exc:  # noqa: BLE001 - CifParser raises many types for one meaning: unreadable
+        except Exception as exc:  # CifParser raises many types for one meaning: unreadable
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise MalformedStructureError(f"malformed CIF ({message})", self.material_id) from exc
         return structure

@@ -7,11 +7,12 @@ asked about are parsed, once, and cached.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from functools import lru_cache
 import warnings
 from collections import defaultdict
+from functools import lru_cache
 from pathlib import Path
 
 from pymatgen.core import Composition, Structure
@@ -111,12 +112,10 @@ class NoveltyIndex:
         if key not in self._parsed:
             parsed = []
             for material_id, cif in self._cifs.get(key, ()):
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        parsed.append((material_id, Structure.from_str(cif, fmt="cif")))
-                except Exception:  # noqa: BLE001 - a malformed CIF is no known crystal
-                    continue
+                # a malformed CIF is no known crystal: skipped
+                with contextlib.suppress(Exception), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    parsed.append((material_id, Structure.from_str(cif, fmt="cif")))
             self._parsed[key] = parsed
         return self._parsed[key]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only: runs on HPC nodes and CI without a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from pccd_flows.evaluation.reconstruction import PairMeasures  # noqa: E402
+from pccd_flows.evaluation.reconstruction import PairMeasures
 
 
 def _save(fig, path: Path) -> Path:

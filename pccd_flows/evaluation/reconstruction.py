@@ -8,6 +8,8 @@ after pairing the atoms of each element by a minimum-cost assignment on the peri
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from pydantic import BaseModel
@@ -57,7 +59,7 @@ def reconstruct(model, structures: list[tuple[str, Structure, Conditions]], t: i
             torch.cat([c.band_gap for _, _, c in batch]),
             torch.cat([c.magnetic for _, _, c in batch]),
         )
-        tick = (lambda size=len(batch): progress(size)) if progress is not None else None
+        tick = functools.partial(progress, len(batch)) if progress is not None else None
         generator = torch.Generator().manual_seed(seed * 7919 + start)
         if sampler == "ddpm":
             x = diffusion.ddpm_sample(model, xt, conditions, start_step=t, generator=generator, progress=tick)

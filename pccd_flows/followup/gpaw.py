@@ -11,15 +11,14 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
+from atomate2.ase.jobs import AseRelaxMaker
+from atomate2.common.flows.phonons import BasePhononMaker
 from jobflow import job
 from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
 from pccd_flows.schemas.followup import BandGapSummary
 from pccd_flows.schemas.structure import MSONDict
-
-from atomate2.ase.jobs import AseRelaxMaker
-from atomate2.common.flows.phonons import BasePhononMaker
 
 # threaded OpenBLAS made GPAW 2-10x slower on 2 cores (issue 7): one thread per process, set before GPAW loads
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

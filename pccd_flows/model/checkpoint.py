@@ -48,7 +48,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: is a Git LFS pointer, not the checkpoint (run `git lfs pull`)")
     try:
         payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a truncated or foreign file
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}); corrupt or truncated?") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a pccd-flows checkpoint")
@@ -72,7 +72,7 @@ def load_model(path: str | Path, ema: bool = True):
         codec = CodecSettings.model_validate(payload["codec_settings"])
         model = build_model(config)
         model.load_state_dict(payload["ema_state"] if ema else payload["model_state"])
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise CheckpointError(f"{path}: weights do not fit the stored model config ({exc})".splitlines()[0]) from exc
     model.eval()
     return model, codec, payload

@@ -147,7 +147,7 @@ class GaussianDiffusion:
     def ddim_schedule(self, steps: int, start_step: int | None = None) -> list[int]:
         start = start_step or self.timesteps
         steps = max(1, min(steps, start))
-        return sorted({int(round(v)) for v in torch.linspace(start, 1, steps).tolist()}, reverse=True)
+        return sorted({round(v) for v in torch.linspace(start, 1, steps).tolist()}, reverse=True)
 
     @torch.no_grad()
     def ddim_sample(self, model, x: torch.Tensor, conditions: Conditions, steps: int = 50, guidance: float = 1.0,

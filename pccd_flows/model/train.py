@@ -171,7 +171,7 @@ def train(
             "ema_state": {k: v.cpu() for k, v in ema.state_dict().items()},
             "optimizer_state": optimizer.state_dict(),
             "data_sha256": dataset.data_sha256,
-            "n_train": int(len(train_index)),
+            "n_train": len(train_index),
             "n_validation": int(validation.sum()),
             "step": step,
             "trained_seconds": trained_seconds,

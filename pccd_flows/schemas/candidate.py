@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 from pymatgen.core import Structure
@@ -13,13 +13,12 @@ from pccd_flows.model.generate import GeneratedCrystal, Provenance
 from pccd_flows.schemas.followup import DftStabilityResult, FollowUpResult
 from pccd_flows.schemas.structure import StructureDict
 
-
 # the paper's screening thresholds (0.25, 0.08 eV/atom) and MatterGen's (0.0)
 STABILITY_THRESHOLDS = (0.25, 0.08, 0.0)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def candidate_id(structure: dict | None, provenance: Provenance) -> str:

@@ -245,9 +245,8 @@ def test_no_network_fails_fast_with_one_line(tmp_path):
     """``responses`` with nothing registered: every request raises ConnectionError, as offline."""
     out = tmp_path / "out.jsonl.gz"
     start = time.monotonic()
-    with responses.RequestsMock(assert_all_requests_are_fired=False):
-        with pytest.raises(MPFetchError) as excinfo:
-            fetch_paper_selection(out, api_key=API_KEY)
+    with responses.RequestsMock(assert_all_requests_are_fired=False), pytest.raises(MPFetchError) as excinfo:
+        fetch_paper_selection(out, api_key=API_KEY)
     assert time.monotonic() - start < 10
     message = str(excinfo.value)
     _assert_one_line(message)

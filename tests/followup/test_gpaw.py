@@ -7,8 +7,14 @@ import sys
 import pytest
 from jobflow import Flow, run_locally
 
-from pccd_flows.followup.gpaw import (GpawMissingError, GpawRelaxMaker, GpawSettings, gpaw_band_structure,
-                                      require_gpaw, with_initial_magmoms)
+from pccd_flows.followup.gpaw import (
+    GpawMissingError,
+    GpawRelaxMaker,
+    GpawSettings,
+    gpaw_band_structure,
+    require_gpaw,
+    with_initial_magmoms,
+)
 from pccd_flows.followup.phonons import symmetrized_primitive
 from tests.factories import known_phase
 

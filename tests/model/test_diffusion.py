@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -8,7 +9,13 @@ import torch
 from pccd_flows.codec import encode_structure
 from pccd_flows.model.checkpoint import load_model
 from pccd_flows.model.conditions import NULL_ELEMENT, element_tokens
-from pccd_flows.model.diffusion import Conditions, GaussianDiffusion, cosine_alpha_bar, from_features, to_features
+from pccd_flows.model.diffusion import (
+    Conditions,
+    GaussianDiffusion,
+    cosine_alpha_bar,
+    from_features,
+    to_features,
+)
 
 
 def test_cosine_schedule_closed_form():
@@ -75,7 +82,7 @@ def test_ddim_schedule_is_decreasing_and_ends_at_one():
     diffusion = GaussianDiffusion(1000)
     schedule = diffusion.ddim_schedule(50)
     assert len(schedule) == 50 and schedule[0] == 1000 and schedule[-1] == 1
-    assert all(a > b for a, b in zip(schedule, schedule[1:]))
+    assert all(a > b for a, b in itertools.pairwise(schedule))
     assert diffusion.ddim_schedule(20, start_step=200)[0] == 200
 
 

@@ -44,8 +44,8 @@ def test_guidance_changes_what_is_generated(tiny_checkpoint):
 
 def test_ddpm_sampler_runs_from_an_intermediate_step(tiny_checkpoint):
     model, _, _ = load_model(tiny_checkpoint)
-    from pccd_flows.model.diffusion import Conditions, GaussianDiffusion
     from pccd_flows.model.conditions import element_tokens
+    from pccd_flows.model.diffusion import Conditions, GaussianDiffusion
 
     diffusion = GaussianDiffusion(model.config.timesteps)
     ticks = []

@@ -12,7 +12,7 @@ from pccd_flows.settings import get_settings
 def test_shipped_checkpoint_is_the_default_preset_trained_on_the_bundled_data():
     settings = get_settings()
     assert settings.checkpoint.stat().st_size < 40e6
-    model, _, payload = load_model(settings.checkpoint)
+    _, _, payload = load_model(settings.checkpoint)
     assert payload["model_config"]["name"] == "default"
     assert payload["data_sha256"] == file_sha256(settings.data_file)
     assert payload["step"] > 1000 and payload["history"][-1]["val_loss"] < 0.1

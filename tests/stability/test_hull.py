@@ -14,8 +14,13 @@ from pccd_flows.settings import get_settings
 from pccd_flows.stability.assess import energy_above_hull
 from pccd_flows.stability.engines import RelaxSettings
 from pccd_flows.stability.hull import HullCalculator
-from pccd_flows.stability.references import (ReferenceError, ReferenceSet, formation_energy_entries,
-                                             formation_energy_table, reference_set)
+from pccd_flows.stability.references import (
+    ReferenceError,
+    ReferenceSet,
+    formation_energy_entries,
+    formation_energy_table,
+    reference_set,
+)
 from tests.factories import known_phase
 
 

@@ -7,8 +7,7 @@ from pccd_flows.stability.engines import RelaxSettings, run_force_field
 from pccd_flows.stores.builders import HullBuilder
 from pccd_flows.stores.candidates import CandidateStore
 from pccd_flows.stores.config import candidate_store, open_store
-from tests.factories import known_phase
-from tests.factories import make_candidate
+from tests.factories import known_phase, make_candidate
 
 
 def relaxed_candidates():

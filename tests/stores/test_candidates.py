@@ -78,9 +78,8 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
 def test_unreachable_mongodb_is_a_clear_error_in_seconds():
     store = MongoStore(database="pccd", collection_name="candidates", host="127.0.0.1", port=9)
     started = time.monotonic()
-    with pytest.raises(StoreError, match="cannot reach store"):
-        with open_store(store, timeout_s=1.0):
-            pass
+    with pytest.raises(StoreError, match="cannot reach store"), open_store(store, timeout_s=1.0):
+        pass
     assert time.monotonic() - started < 15
 
 

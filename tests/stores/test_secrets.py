@@ -16,7 +16,7 @@ from pathlib import Path
 from pccd_flows.stores.redact import redact, remember_secrets
 
 BIN = Path(sys.executable).parent
-PASSWORD = "Pw-9f3c2e7a-secret"  # noqa: S105 - the test's own fake credential, to be found nowhere
+PASSWORD = "Pw-9f3c2e7a-secret"  # the test's own fake credential, to be found nowhere
 
 
 def closed_port() -> int:
