@@ -57,7 +57,7 @@ def generation(
 
     from pccd_flows.evaluation.generation import evaluate_checkpoint
     from pccd_flows.evaluation.novelty import NoveltyIndex
-    from pccd_flows.model.generate import SamplerSettings
+    from pccd_flows.model.generate import SamplerSettings, network_evaluations
 
     path = resolve_data(data)
     if novelty_data is not None:
@@ -72,7 +72,7 @@ def generation(
     model, codec, payload = load_checkpoint_or_fail(checkpoint)
     stderr.print("indexing known crystals for novelty...")
     novelty = NoveltyIndex(novelty_data) if novelty_data else NoveltyIndex()
-    total = n * settings.network_evaluations(model.config.timesteps)
+    total = n * network_evaluations(settings, model.config.timesteps)
     with progress_bar("sampling", total) as advance:
         report = evaluate_checkpoint(model, codec, payload, path, n, seed, settings, novelty, progress=advance,
                                      target_composition=target_composition)

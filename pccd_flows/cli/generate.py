@@ -66,7 +66,7 @@ def generate_command(
     from pymatgen.core import Composition
 
     from pccd_flows.evaluation.metrics import compositional_validity, element_match, structural_validity
-    from pccd_flows.model.generate import GenerationConditions, SamplerSettings, generate
+    from pccd_flows.model.generate import GenerationConditions, SamplerSettings, generate, network_evaluations
 
     try:
         if not elements and not composition:
@@ -80,7 +80,7 @@ def generate_command(
         fail(validation_message(exc))
     require_output_dir(out, "--out")  # before the sampling, not after it
     model, codec, payload = load_checkpoint_or_fail(checkpoint)
-    total_ticks = n * sampler_settings.network_evaluations(model.config.timesteps)
+    total_ticks = n * network_evaluations(sampler_settings, model.config.timesteps)
     with progress_bar(f"sampling {conditions.composition or '-'.join(conditions.elements)}", total_ticks) as advance:
         crystals = generate(model, codec, payload, conditions, n, seed, sampler_settings, progress=advance)
 

@@ -14,7 +14,7 @@ from pccd_flows.model.checkpoint import build_model
 from pccd_flows.model.conditions import element_tokens
 from pccd_flows.model.config import get_preset
 from pccd_flows.model.diffusion import Conditions, GaussianDiffusion, from_features
-from pccd_flows.model.generate import SamplerSettings
+from pccd_flows.model.generate import SamplerSettings, repulsion_correction
 from pccd_flows.settings import DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 
@@ -71,7 +71,7 @@ def _sample_rate(model, batch: int, sampler: str, steps: int, measured_steps: in
     diffusion = GaussianDiffusion(model.config.timesteps)
     x = torch.randn(batch, 9, model.config.n_points)
     conditions = _conditions(batch)
-    repulsion = SamplerSettings().x0_correction(conditions.elements, DEFAULT_CODEC)
+    repulsion = repulsion_correction(SamplerSettings(), conditions.elements, DEFAULT_CODEC)
     diffusion.ddim_sample(model, x, conditions, steps=2)  # warm-up
     timings = []
     for _ in range(repeats):

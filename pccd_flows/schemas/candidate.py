@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
-from pccd_flows.model.generate import GeneratedCrystal, Provenance
 from pccd_flows.schemas.followup import DftStabilityResult, FollowUpResult
+from pccd_flows.schemas.provenance import GeneratedCrystal, Provenance
 from pccd_flows.schemas.structure import StructureDict
 
 # the paper's screening thresholds (0.25, 0.08 eV/atom) and MatterGen's (0.0)

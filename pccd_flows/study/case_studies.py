@@ -53,10 +53,12 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
 
 
 def _generate_more(candidates, spec: StudySpec, formula: str, extra_samples: int, log) -> list[CandidateDoc]:
+    from pccd_flows.model.generate import network_evaluations
+
     system = CASE_STUDY_SYSTEMS[formula]
     log(f"{formula}: generating {extra_samples} crystals of that composition")
     loaded_model = load_study_model(spec)
-    ticks = extra_samples * spec.sampler_settings().network_evaluations(loaded_model[0].config.timesteps)
+    ticks = extra_samples * network_evaluations(spec.sampler_settings(), loaded_model[0].config.timesteps)
     with progress_bar(f"sampling {formula}", ticks) as advance:
         docs = generate_and_prefilter(candidates, spec, loaded_model, system, extra_samples, spec.seed + 7919,
                                       {"study": case_study_name(spec)}, composition=formula, progress=advance)
