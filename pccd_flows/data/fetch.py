@@ -161,7 +161,7 @@ def summary_docs_to_records(docs: Iterable[Any], source: str = "mp-api") -> list
 # fetching
 
 
-def _no_retry_session() -> requests.Session:
+def no_retry_session() -> requests.Session:
     """A session that fails at once on connection/read errors but waits out rate limits and gateway errors."""
     session = requests.Session()
     retry = Retry(
@@ -181,7 +181,7 @@ def _no_retry_session() -> requests.Session:
     return session
 
 
-def _failure_message(exc: BaseException) -> str:
+def failure_message(exc: BaseException) -> str:
     """One line on why the query failed, from a requests/urllib3/mp-api exception."""
     text = _one_line(exc, 2000)
     if "Valid API keys are 32 characters" in text:
@@ -208,7 +208,7 @@ def _short_reason(exc: BaseException, text: str) -> str:
     return _one_line(text if text.startswith(name) else f"{name}: {text}", 200)
 
 
-def _check_reachable(session: requests.Session, endpoint: str) -> None:
+def check_reachable(session: requests.Session, endpoint: str) -> None:
     """GET the heartbeat with a short timeout (mp-api's own heartbeat calls have none) and check it looks like MP's.
 
     A 403 passes: mp-api itself carries on after it (with a warning and no database version).
@@ -248,7 +248,7 @@ def _search_kwargs(search, limit: int | None) -> dict[str, Any]:
 def _query(api_key: str, endpoint: str, session: requests.Session, limit: int | None) -> tuple[list, str]:
     from mp_api.client import MPRester
 
-    _check_reachable(session, endpoint)
+    check_reachable(session, endpoint)
     mpr = MPRester(
         api_key=api_key,
         endpoint=endpoint,
@@ -292,7 +292,7 @@ def fetch_paper_selection(
         raise MPFetchError(f"the mp-api client cannot be imported: {_one_line(exc, 200)}") from exc
 
     own_session = session is None
-    session = _no_retry_session() if own_session else session
+    session = no_retry_session() if own_session else session
     try:
         docs, db_version = _query(key, endpoint, session, limit)
     except MPFetchError:
@@ -300,7 +300,7 @@ def fetch_paper_selection(
     # requests/urllib3 errors (mp-api lets those of its heartbeat escape), MPRestError, and an unexpected
     # heartbeat or page (bad JSON: ValueError; missing keys: KeyError) all mean the API could not be used.
     except (MPRestError, requests.RequestException, OSError, ValueError, KeyError) as exc:
-        raise MPFetchError(_failure_message(exc)) from exc
+        raise MPFetchError(failure_message(exc)) from exc
     finally:
         if own_session:
             session.close()

@@ -196,7 +196,7 @@ def match_groups(structures: Sequence[Structure], matcher: StructureMatcher | No
         local: list[list[int]] = []
         for index in indices:
             for group in local:
-                if _fits(matcher, structures[group[0]], structures[index]):
+                if fits(matcher, structures[group[0]], structures[index]):
                     group.append(index)
                     break
             else:
@@ -205,7 +205,8 @@ def match_groups(structures: Sequence[Structure], matcher: StructureMatcher | No
     return sorted(groups, key=lambda group: group[0])
 
 
-def _fits(matcher: StructureMatcher, first: Structure, second: Structure) -> bool:
+def fits(matcher: StructureMatcher, first: Structure, second: Structure) -> bool:
+    """Whether ``matcher`` matches the two crystals; False where either cell is degenerate, never an error."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -19,7 +19,7 @@ from pymatgen.core import Composition, Structure
 
 import pccd_flows
 from pccd_flows.data.io import read_records
-from pccd_flows.evaluation.metrics import _fits, reduced_formula, structure_matcher
+from pccd_flows.evaluation.metrics import fits, reduced_formula, structure_matcher
 from pccd_flows.settings import get_settings
 
 # ../shared/data beside the repository root (pccd_flows/__init__.py -> parents[2] is the root's parent)
@@ -122,7 +122,7 @@ class NoveltyIndex:
     def find_match(self, structure: Structure) -> str | None:
         """The material_id of a known crystal that matches ``structure`` (StructureMatcher), or None."""
         for material_id, known in self.known_structures(reduced_formula(structure)):
-            if _fits(self.matcher, known, structure):
+            if fits(self.matcher, known, structure):
                 return material_id
         return None
 

@@ -22,10 +22,10 @@ def prefilter(candidates: list[CandidateDoc], known: list[CandidateDoc], novelty
     are judged only for candidates that pass these checks (None otherwise).
     """
     from pccd_flows.evaluation.metrics import (
-        _fits,
         closest_covalent_ratio,
         compositional_validity,
         element_match,
+        fits,
         icsd_charge_balanced,
         reduced_formula,
         structural_validity,
@@ -61,7 +61,7 @@ def prefilter(candidates: list[CandidateDoc], known: list[CandidateDoc], novelty
         if not reasons:  # StructureMatcher is the costly part: only for candidates still in the running
             formula = reduced_formula(structure)
             duplicate = next((cid for cid, other in seen if cid != doc.candidate_id and other is not None
-                              and reduced_formula(other) == formula and _fits(matcher, other, structure)), None)
+                              and reduced_formula(other) == formula and fits(matcher, other, structure)), None)
             result.unique, result.duplicate_of = duplicate is None, duplicate
             if novelty_index is not None:
                 result.matched_mp_id = novelty_index.find_match(structure)

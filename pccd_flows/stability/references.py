@@ -245,16 +245,16 @@ def mp_api_references(elements: Sequence[str], engine: str, settings: PccdSettin
     from pccd_flows.data.fetch import (
         DEFAULT_ENDPOINT,
         MPFetchError,
-        _check_reachable,
-        _failure_message,
-        _no_retry_session,
+        check_reachable,
+        failure_message,
+        no_retry_session,
     )
 
     # mp-api appends paths to the endpoint ("materials/thermo/"): without its trailing slash every URL is wrong
     endpoint = (os.environ.get("MP_API_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/") + "/"
-    session = _no_retry_session()
+    session = no_retry_session()
     try:
-        _check_reachable(session, endpoint)  # seconds, where MPRester would retry for minutes
+        check_reachable(session, endpoint)  # seconds, where MPRester would retry for minutes
         from mp_api.client import MPRester
 
         with MPRester(settings.mp_api_key, endpoint=endpoint, session=session, mute_progress_bars=True) as rester:
@@ -263,7 +263,7 @@ def mp_api_references(elements: Sequence[str], engine: str, settings: PccdSettin
     except MPFetchError as exc:
         raise ReferenceError(f"mp-api reference for {'-'.join(elements)}: {exc}") from exc
     except Exception as exc:
-        raise ReferenceError(f"mp-api reference for {'-'.join(elements)}: {_failure_message(exc)}") from exc
+        raise ReferenceError(f"mp-api reference for {'-'.join(elements)}: {failure_message(exc)}") from exc
     if not entries:
         raise ReferenceError(f"mp-api returned no entries for {'-'.join(elements)}")
     return ReferenceSet("mp-api", engine, "-".join(elements), list(entries), notes={"source": "MPRester"})

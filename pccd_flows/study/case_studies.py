@@ -38,7 +38,7 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
     composition = GenerationConditions(composition=formula).composition
     generated = candidates.count({"study": case_study, "provenance.conditions.composition": composition})
     if extra_samples > 0 and not generated:
-        pool += _generate_more(candidates, spec, formula, extra_samples, log)
+        pool += generate_more(candidates, spec, formula, extra_samples, log)
     unrelaxed = [d for d in pool if d.relaxation is None]
     pool = [d for d in pool if d.relaxation is not None] + (
         relax_candidates(unrelaxed, spec.engine, spec.relax_steps, spec.relax_fmax) if unrelaxed else [])
@@ -52,7 +52,9 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
     return min(judged, key=lambda d: d.e_above_hull) if judged else None
 
 
-def _generate_more(candidates, spec: StudySpec, formula: str, extra_samples: int, log) -> list[CandidateDoc]:
+def generate_more(candidates, spec: StudySpec, formula: str, extra_samples: int, log) -> list[CandidateDoc]:
+    """Generate, prefilter and store ``extra_samples`` crystals of ``formula`` (element channel fixed) under
+    ``<study>-case-studies``; the stored ones that passed the prefilter with that formula."""
     from pccd_flows.model.generate import network_evaluations
 
     system = CASE_STUDY_SYSTEMS[formula]

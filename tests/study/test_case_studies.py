@@ -14,7 +14,7 @@ from pccd_flows.makers.followup import FollowUpFlowMaker
 from pccd_flows.settings import PccdSettings
 from pccd_flows.stores.candidates import CandidateStore
 from pccd_flows.stores.config import candidate_store
-from pccd_flows.study.case_studies import _generate_more, run_case_studies
+from pccd_flows.study.case_studies import generate_more, run_case_studies
 from pccd_flows.study.paper746 import StudySpec
 from tests.factories import known_phase, make_candidate
 
@@ -59,7 +59,7 @@ def test_a_composition_the_study_lacks_is_generated_as_that_composition(tmp_path
     candidates = CandidateStore(candidate_store(PccdSettings(store_dir=tmp_path / "store")))
     spec = StudySpec(name="paper-746", sampler_steps=30)
 
-    pool = _generate_more(candidates, spec, "Mg3CdO4", 8, log=lambda message: None)
+    pool = generate_more(candidates, spec, "Mg3CdO4", 8, log=lambda message: None)
 
     generated = list(candidates.find({"study": "paper-746-case-studies"}))
     assert len(generated) == 8
