@@ -142,14 +142,14 @@ def parse_composition(formula: str) -> Composition:
         composition = Composition(formula)
     except (ValueError, KeyError) as exc:
         raise ValueError(f"cannot read composition {formula!r}: {exc}") from exc
-    # pymatgen drops elements counted 0 ("Mg0O" reads as O): a requested element must not vanish silently
-    vanished = sorted(set(re.findall(r"[A-Z][a-z]*", formula)) - {str(el) for el in composition})
-    if vanished:
-        raise ValueError(f"composition {formula!r} counts no {', '.join(vanished)} atoms: every element needs >= 1")
     unknown = [getattr(species, "symbol", str(species)) for species in composition
                if not isinstance(species, Element)]
     if unknown:
         raise ValueError(f"unknown element in composition {formula!r}: {', '.join(unknown)}")
+    # pymatgen drops elements counted 0 ("Mg0O" reads as O): a requested element must not vanish silently
+    vanished = sorted(set(re.findall(r"[A-Z][a-z]*", formula)) - {str(el) for el in composition})
+    if vanished:
+        raise ValueError(f"composition {formula!r} counts no {', '.join(vanished)} atoms: every element needs >= 1")
     if any(not float(amount).is_integer() or amount < 1 for amount in composition.values()):
         raise ValueError(f"composition {formula!r} must count whole atoms (e.g. Mg3CdO4, not Mg0.75Cd0.25O)")
     if composition.num_atoms > DEFAULT_CODEC.max_sites:
