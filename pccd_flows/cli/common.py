@@ -241,18 +241,16 @@ def write_workflow_file(workflow, path: Path) -> None:
 
 
 def add_to_launchpad(workflow, launchpad: Path) -> None:
-    """``lpad add`` from Python; the embedded (mongomock) LaunchPad takes one process at a time, so this holds the
-    same lock as env.sh's rlaunch. An unreachable MongoDB or a bad file is a one-line error."""
-    from filelock import FileLock, Timeout
+    """``lpad add`` from Python. The embedded (mongomock) LaunchPad is guarded inside every process
+    (pccd_flows.launchpad_guard: each LaunchPad operation holds the file's lock), so this waits at most for one
+    operation of a running rlaunch. An unreachable MongoDB or a bad file is a one-line error."""
+    from pccd_flows.launchpad_guard import register
+
+    register()  # also where this environment has no startup hook yet (no `pccd launchpad init` ran in it)
     from fireworks import LaunchPad
 
-    from pccd_flows.cli.launchpad import LOCK_NAME
-
-    lock = launchpad.resolve().parent / LOCK_NAME
+    stderr.print(f"adding {len(workflow.fws)} fireworks to {launchpad}", highlight=False, soft_wrap=True)
     try:
-        with FileLock(str(lock), timeout=600):
-            LaunchPad.from_file(str(launchpad)).add_wf(workflow)
-    except Timeout:
-        fail(f"another process holds {lock} (an rlaunch?); try again later")
+        LaunchPad.from_file(str(launchpad)).add_wf(workflow)
     except Exception as exc:  # noqa: BLE001 - unreachable MongoDB, bad file...
         fail(f"cannot add the workflow to {launchpad}: {str(exc).splitlines()[0][:200]}")

@@ -12,7 +12,6 @@ from pccd_flows.cli.common import fail, stdout
 
 # `pccd screen --launchpad` serializes its own additions on this file; the LaunchPad itself is guarded inside every
 # process that opens it (pccd_flows/launchpad_guard.py), on fireworks_mongomock.json.lock
-LOCK_NAME = ".launchpad.lock"
 
 launchpad_app = typer.Typer(help="FireWorks LaunchPad configurations.", no_args_is_help=True)
 

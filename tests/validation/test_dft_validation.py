@@ -47,8 +47,11 @@ def judged_candidate(structure: Structure, index: int):
 
 @pytest.fixture(scope="module")
 def mgo_candidates():
+    # the conventional zinc-blende cell (8 atoms) takes long enough for an interrupt to land in its DFT
+    conventional = Structure.from_spacegroup("F-43m", Lattice.cubic(4.6), ["Mg", "O"], [[0, 0, 0], [0.25] * 3])
     return {"rock-salt": judged_candidate(known_phase("MgO"), 0),
-            "zinc-blende": judged_candidate(zinc_blende_mgo(), 1)}
+            "zinc-blende": judged_candidate(zinc_blende_mgo(), 1),
+            "zinc-blende-8": judged_candidate(conventional, 2)}
 
 
 def store_of(directory: Path) -> CandidateStore:
@@ -80,7 +83,7 @@ def test_zinc_blende_mgo_is_above_rock_salt_by_dft(tmp_path, mgo_candidates):
 
 
 def test_interrupted_validation_resumes_without_redoing(tmp_path, mgo_candidates):
-    rock_salt, zinc_blende = mgo_candidates["rock-salt"], mgo_candidates["zinc-blende"]
+    rock_salt, zinc_blende = mgo_candidates["rock-salt"], mgo_candidates["zinc-blende-8"]
     store = store_of(tmp_path)
     store.upsert([rock_salt, zinc_blende])
     ids = ["--candidate-id", rock_salt.candidate_id, "--candidate-id", zinc_blende.candidate_id]
@@ -94,6 +97,7 @@ def test_interrupted_validation_resumes_without_redoing(tmp_path, mgo_candidates
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=120)
     assert process.returncode != 0
+    assert store.get(zinc_blende.candidate_id).dft_check is None  # interrupted in its DFT: nothing half-written
     first = store.get(rock_salt.candidate_id).dft_check
     assert first is not None and first.error is None
 
@@ -106,9 +110,9 @@ def test_interrupted_validation_resumes_without_redoing(tmp_path, mgo_candidates
 
 def test_failed_dft_is_recorded_and_the_batch_goes_on(tmp_path, mgo_candidates):
     rock_salt = mgo_candidates["rock-salt"]
-    # a relaxation that left two atoms 0.2 A apart: GPAW refuses it; the other candidate must still be checked
+    # a relaxation that left two atoms on one site: GPAW refuses it; the other candidate must still be checked
     broken = mgo_candidates["zinc-blende"].model_copy(deep=True)
-    crushed = Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.05, 0, 0]])
+    crushed = Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0, 0, 0]])
     broken.relaxation.structure = crushed.as_dict()
     store_of(tmp_path).upsert([broken, rock_salt])
     result = run_pccd(["validate", "dft", "--candidate-id", broken.candidate_id,
@@ -117,7 +121,7 @@ def test_failed_dft_is_recorded_and_the_batch_goes_on(tmp_path, mgo_candidates):
     rows = {r["candidate_id"]: r for r in json.loads(result.stdout)["results"]}
     assert rows[broken.candidate_id]["error"] and rows[broken.candidate_id]["dft_e_above_hull"] is None
     assert rows[rock_salt.candidate_id]["error"] is None
-    assert store_of(tmp_path).get(broken.candidate_id).dft_check.error
+    assert "AtomsTooClose" in store_of(tmp_path).get(broken.candidate_id).dft_check.error
 
 
 def test_bad_protocol_is_a_one_line_error(tmp_path):
