@@ -88,8 +88,10 @@ def test_interrupted_validation_resumes_without_redoing(tmp_path, mgo_candidates
     store.upsert([rock_salt, zinc_blende])
     ids = ["--candidate-id", rock_salt.candidate_id, "--candidate-id", zinc_blende.candidate_id]
     env = {**os.environ, "PCCD_STORE_DIR": str(tmp_path), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    # Ctrl-C as a terminal sends it: a runner started in the background may ignore SIGINT, and children inherit that
     process = subprocess.Popen([PCCD, "validate", "dft", *ids, *SMALL], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     deadline = time.time() + 600
     while time.time() < deadline and store.get(rock_salt.candidate_id).dft_check is None:
         assert process.poll() is None, process.communicate()

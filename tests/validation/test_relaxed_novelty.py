@@ -50,7 +50,7 @@ def test_novel_only_reads_the_verdict_on_the_relaxed_structure(tmp_path):
     listed = subprocess.run([PCCD, "query", "--novel-only", "--json"], check=False, env=env, capture_output=True,
                             text=True, timeout=300)
     assert listed.returncode == 0, listed.stderr
-    ids = [row["candidate_id"] for row in json.loads(listed.stdout)]
+    ids = [row["candidate_id"] for row in json.loads(listed.stdout)["candidates"]]
     assert ids == [still_new.candidate_id]
 
 
