@@ -172,9 +172,10 @@ class CandidateDoc(BaseModel):
         return self.prefilter.matched_mp_id
 
     def with_stability(self, stability: StabilityResult) -> CandidateDoc:
-        # a new verdict follows a new relaxation: the relaxed novelty of the old one no longer holds
+        # the relaxed structure is unchanged (a new relaxation drops relaxed_novelty itself: makers/relax.py), so
+        # its novelty verdict still holds
         return self.model_copy(update={"stability": stability, "e_above_hull": stability.e_above_hull,
-                                       "relaxed_novelty": None, "last_updated": _now()})
+                                       "last_updated": _now()})
 
     def with_follow_up(self, follow_up: FollowUpResult) -> CandidateDoc:
         return self.model_copy(update={
