@@ -26,7 +26,14 @@ class PipeFriendlyConsole(Console):
     @property
     def size(self) -> ConsoleDimensions:
         size = super().size
-        if self._width is None and not self.is_terminal:
+        # the file itself decides, not rich's is_terminal: FORCE_COLOR/TTY_COMPATIBLE in the environment or a
+        # COLUMNS read when the console was made would wrap piped results at 80 columns
+        isatty = getattr(self.file, "isatty", None)
+        try:
+            to_terminal = bool(isatty and isatty())
+        except ValueError:  # a closed file
+            to_terminal = False
+        if not to_terminal:
             return ConsoleDimensions(PIPE_WIDTH, size.height)
         return size
 

@@ -53,7 +53,7 @@ def test_query_table_into_a_pipe_keeps_ids_whole(mg_o_environment, bundled_struc
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     for doc in [*judged, *unjudged, *rejected]:
-        assert sum(doc.candidate_id in line for line in lines) == 1, doc.candidate_id
+        assert sum(doc.candidate_id in line for line in lines) == 1, (doc.candidate_id, result.stdout)
     assert sum("rejected" in line for line in lines) == len(rejected)
 
 
@@ -105,5 +105,6 @@ def test_screen_shows_its_jobs_on_stderr_and_results_on_stdout(mg_o_environment,
     assert result.exit_code == 0, result.output
     for stage in ("generate Mg-O", "prefilter Mg-O", "relax Mg-O", "stability Mg-O"):
         assert sum(line.endswith(stage) for line in result.stderr.splitlines()) == 1, (stage, result.stderr)
+    assert len(result.stdout.strip().splitlines()) == 1, result.stdout
     (summary,) = result.stdout.strip().splitlines()
     assert summary.startswith("2 candidates stored") and "pccd query --chemsys Mg-O --max-ehull 0.08" in summary

@@ -166,8 +166,10 @@ def test_screen_added_while_rlaunch_runs_then_interrupted_mid_relaxation_and_rec
                               stderr=subprocess.STDOUT, text=True)
     wait_for(lambda: firework_states(config).get("busy") == "RUNNING", what="the busy FireWork")
     # a real screening workflow added while that rlaunch runs (`nohup rlaunch rapidfire &` then `pccd screen`)
-    run(["pccd", "screen", "--chemsys", "Mg-O", "--n", "2", "--steps", "10", "--relax-steps", "5",
-         "--reference", "mp-formation", "--launchpad", "my_launchpad.yaml"], config, env)
+    # relaxations long enough (up to 600 steps to a force nobody reaches) for the signal to land inside one: with 5
+    # steps an idle machine finished the relaxation between the poll and the signal
+    run(["pccd", "screen", "--chemsys", "Mg-O", "--n", "2", "--steps", "10", "--relax-steps", "600",
+         "--relax-fmax", "0.001", "--reference", "mp-formation", "--launchpad", "my_launchpad.yaml"], config, env)
     release.touch()
 
     def relaxing() -> bool:
