@@ -310,7 +310,8 @@ def select_candidates(n: int, seed: int = 0, judge_engine: str | None = None, st
             raise DftValidationError("the store has no relaxed, judged candidate of a plain-PBE chemistry")
         ids = [d.candidate_id for d in stratified_sample(docs, n, seed)]
     index, count = shard
-    return ids[index::count]
+    # by pairs: the sample alternates stable / near-hull, so every shard keeps both strata
+    return [c for k, c in enumerate(ids) if (k // 2) % count == index]
 
 
 def _one_line(error: BaseException) -> str:
