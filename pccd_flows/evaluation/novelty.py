@@ -138,3 +138,17 @@ class NoveltyIndex:
 def known_structure_index(path: Path | None = None) -> NoveltyIndex:
     """One index per file and process: building it reads the whole file."""
     return NoveltyIndex(path)
+
+
+def relaxed_novelty(doc, novelty_index: NoveltyIndex):
+    """The candidate's relaxed structure judged against ``novelty_index`` (a verdict stored against the same source
+    is kept); uniqueness, which needs the whole run, is left as stored. None for an unrelaxed candidate."""
+    from pccd_flows.schemas.candidate import RelaxedNoveltyResult
+
+    if doc.relaxation is None or not doc.relaxation.structure:
+        return None
+    source, known = str(novelty_index.source), doc.relaxed_novelty
+    if known is not None and known.source == source and known.novel is not None:
+        return known
+    matched = novelty_index.find_match(doc.final_structure())
+    return RelaxedNoveltyResult(novel=matched is None, matched_mp_id=matched, source=source)

@@ -42,15 +42,8 @@ class StabilityMaker(Maker):
 def relaxed_novelty_against_mp(docs: list[CandidateDoc]) -> list[CandidateDoc]:
     """Novelty of the relaxed structures against MP (a new generated crystal can relax onto a known one); their
     uniqueness needs the whole run and is judged by `pccd report study`."""
-    from pccd_flows.evaluation.novelty import known_structure_index
-    from pccd_flows.schemas.candidate import RelaxedNoveltyResult
+    from pccd_flows.evaluation.novelty import known_structure_index, relaxed_novelty
 
     index = known_structure_index()
-    out = []
-    for doc in docs:
-        if doc.relaxation is not None and doc.relaxation.structure:
-            matched = index.find_match(doc.final_structure())
-            doc = doc.model_copy(update={"relaxed_novelty": RelaxedNoveltyResult(
-                novel=matched is None, matched_mp_id=matched, source=str(index.source))})
-        out.append(doc)
-    return out
+    return [doc.model_copy(update={"relaxed_novelty": relaxed_novelty(doc, index)})
+            if doc.relaxation is not None and doc.relaxation.structure else doc for doc in docs]

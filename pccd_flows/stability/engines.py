@@ -108,17 +108,18 @@ def run_force_field(structures: list[Structure], engine: str = "chgnet",
         return [EngineResult(s, doc) for s, doc in zip(structures, run(list(structures)), strict=True)]
     except Exception as batch_error:  # noqa: BLE001 - any failure of the batch falls back to one by one
         if len(structures) == 1:
-            return [EngineResult(structures[0], error=_one_line(batch_error))]
-        logger.info("batch relaxation failed (%s); retrying one structure at a time", _one_line(batch_error))
+            return [EngineResult(structures[0], error=error_line(batch_error))]
+        logger.info("batch relaxation failed (%s); retrying one structure at a time", error_line(batch_error))
     results = []
     for structure in structures:
         try:
             results.append(EngineResult(structure, run([structure])[0]))
         except Exception as error:  # noqa: BLE001 - recorded on the structure, never dropped
-            results.append(EngineResult(structure, error=_one_line(error)))
+            results.append(EngineResult(structure, error=error_line(error)))
     return results
 
 
-def _one_line(error: BaseException) -> str:
+def error_line(error: BaseException) -> str:
+    """An exception as one line (type and last line of its message), for records and logs."""
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[-1] if text else ''}"[:300]

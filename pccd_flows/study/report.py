@@ -72,7 +72,7 @@ def judge_relaxed_novelty(docs: list[CandidateDoc], novelty_index,
     lowest in E_hull (then energy) is unique; the others name it in ``duplicate_of``. Candidates that were never
     relaxed are returned unchanged.
     """
-    from pccd_flows.schemas.candidate import RelaxedNoveltyResult
+    from pccd_flows.evaluation.novelty import relaxed_novelty
 
     relaxed = sorted((d for d in docs if d.relaxation is not None and d.relaxation.structure),
                      key=lambda d: (d.e_above_hull if d.e_above_hull is not None else float("inf"),
@@ -84,16 +84,11 @@ def judge_relaxed_novelty(docs: list[CandidateDoc], novelty_index,
         for index in group:
             first_of[index] = group[0]
     judged = {}
-    source = str(novelty_index.source)
     for index, doc in enumerate(relaxed):
-        known = doc.relaxed_novelty
-        # novelty already judged against the same source is kept: only uniqueness depends on the other candidates
-        matched = known.matched_mp_id if known is not None and known.source == source and known.novel is not None \
-            else novelty_index.find_match(structures[index])
         head = first_of[index]
-        judged[doc.candidate_id] = doc.model_copy(update={"relaxed_novelty": RelaxedNoveltyResult(
-            novel=matched is None, matched_mp_id=matched, unique=head == index,
-            duplicate_of=None if head == index else relaxed[head].candidate_id, source=source)})
+        novelty = relaxed_novelty(doc, novelty_index).model_copy(update={
+            "unique": head == index, "duplicate_of": None if head == index else relaxed[head].candidate_id})
+        judged[doc.candidate_id] = doc.model_copy(update={"relaxed_novelty": novelty})
         if progress:
             progress(1)
     return [judged.get(d.candidate_id, d) for d in docs]

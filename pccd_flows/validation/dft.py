@@ -33,6 +33,7 @@ from pymatgen.core import Structure
 from pccd_flows.schemas.candidate import CandidateDoc
 from pccd_flows.schemas.followup import DftStabilityResult
 from pccd_flows.settings import PccdSettings, get_settings
+from pccd_flows.stability.engines import error_line
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,8 @@ def gpaw_energy(structure: Structure, settings: DftValidationSettings) -> GpawEn
     energy = float(atoms.get_potential_energy())
     atoms.set_constraint()
     relaxed = AseAtomsAdaptor.get_structure(atoms)
-    relaxed.remove_site_property("magmom") if "magmom" in relaxed.site_properties else None
+    if "magmom" in relaxed.site_properties:
+        relaxed.remove_site_property("magmom")
     return GpawEnergy(energy_per_atom=energy / len(atoms), structure=relaxed.as_dict(),
                       seconds=time.perf_counter() - started, steps=steps)
 
@@ -205,8 +207,8 @@ def reference_dft_energy(formula: str, material_id: str, structure: Structure, e
     try:
         result = gpaw_energy(outcome.task_doc.output.structure, settings)
     except Exception as exc:
-        cache.put(row | {"error": _one_line(exc)})
-        raise RuntimeError(f"reference {formula} ({material_id}): {_one_line(exc)}") from exc
+        cache.put(row | {"error": error_line(exc)})
+        raise RuntimeError(f"reference {formula} ({material_id}): {error_line(exc)}") from exc
     cache.put(row | {"energy_per_atom": result.energy_per_atom, "seconds": result.seconds, "nsites": len(structure)})
     return result.energy_per_atom
 
@@ -248,7 +250,7 @@ def check_candidate(doc: CandidateDoc, settings: DftValidationSettings | None = 
         energies = {formula: reference_dft_energy(formula, p.material_id, p.structure, engine, settings, cache)
                     for formula, p in products.items()}
     except Exception as exc:  # noqa: BLE001 - a failed SCF or reference is this candidate's result; the batch goes on
-        return result.model_copy(update={"error": _one_line(exc), "seconds": time.perf_counter() - started})
+        return result.model_copy(update={"error": error_line(exc), "seconds": time.perf_counter() - started})
     hull = sum(products[f].fraction * e for f, e in energies.items())
     return result.model_copy(update={
         "energy_per_atom": candidate.energy_per_atom, "product_energies_per_atom": energies,
@@ -312,8 +314,3 @@ def select_candidates(n: int, seed: int = 0, judge_engine: str | None = None, st
     index, count = shard
     # by pairs: the sample alternates stable / near-hull, so every shard keeps both strata
     return [c for k, c in enumerate(ids) if (k // 2) % count == index]
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[-1] if text else ''}"[:300]
