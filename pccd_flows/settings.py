@@ -25,6 +25,11 @@ DEFAULT_SAMPLER_ETA = 1.0
 # fraction of their covalent radii's sum are pushed apart at steps t <= DEFAULT_REPULSION_BELOW_STEP.
 DEFAULT_REPULSION_RATIO = 0.7
 DEFAULT_REPULSION_BELOW_STEP = 300
+# `pccd benchmark` (pccd_flows.benchmark): every generator's crystals relaxed alike, with the settings of the hull's
+# reference phases (FIRE, 300 steps, fmax 0.05 eV/A: pccd_flows.stability.references), N per generator and system.
+BENCHMARK_RELAX_STEPS = 300
+BENCHMARK_RELAX_FMAX = 0.05
+BENCHMARK_N = 10
 
 
 class PccdSettings(BaseSettings):
