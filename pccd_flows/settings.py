@@ -30,6 +30,10 @@ DEFAULT_REPULSION_BELOW_STEP = 300
 BENCHMARK_RELAX_STEPS = 300
 BENCHMARK_RELAX_FMAX = 0.05
 BENCHMARK_N = 10
+# `pccd bench relax` (pccd_flows.bench): candidates generated in systems of the 746 study and relaxed by every method;
+# steps, fmax and chunk size are the study's (StudySpec), so that it measures the study's relaxations.
+BENCH_RELAX_CANDIDATES = 16
+BENCH_RELAX_SYSTEMS = ("Mg-O", "Ca-O-Sn", "O-Sr-Ti", "Mg-O-Sc")
 
 
 class PccdSettings(BaseSettings):
@@ -60,6 +64,8 @@ class PccdSettings(BaseSettings):
         description="Shipped engine energies of reference structures (keys as in the cache), used before computing.")
     reference: str = Field("mp-structures", description="Default reference phases of the convex hull.")
     engine: str = Field("chgnet", description="Default energy engine.")
+    relax_chunk_size: int = Field(
+        8, ge=1, description="Candidates relaxed per job (one FireWork each), on one loaded potential.")
     checkpoint: Path = Field(
         Path(__file__).parent / "models" / "pccd-default.pt", description="Checkpoint used when none is given."
     )

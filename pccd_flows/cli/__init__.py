@@ -6,11 +6,12 @@ import warnings
 
 import typer
 
+from pccd_flows.cli.bench import bench_app
 from pccd_flows.cli.codec import codec_app
 from pccd_flows.cli.common import MULTI_VALUE
 from pccd_flows.cli.data import data_app
 from pccd_flows.cli.ehull import ehull_command
-from pccd_flows.cli.evaluate import bench_command, evaluate_app
+from pccd_flows.cli.evaluate import evaluate_app
 from pccd_flows.cli.followup import followup_command
 from pccd_flows.cli.generate import generate_command
 from pccd_flows.cli.group import PccdGroup
@@ -44,7 +45,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(validate_app, name="validate")
 app.command("train")(train_command)
 app.command("generate", context_settings=MULTI_VALUE)(generate_command)
-app.command("bench")(bench_command)
+app.add_typer(bench_app, name="bench")
 app.command("reconstruct")(reconstruct_command)
 app.command("ehull")(ehull_command)
 app.command("followup")(followup_command)

@@ -17,7 +17,6 @@ from pccd_flows.cli.common import (
     emit_report,
     fail,
     finite,
-    print_json,
     progress_bar,
     require_output_file,
     stderr,
@@ -83,30 +82,3 @@ def generation(
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     stdout.print(table)
 
-
-def bench_command(
-    train_batch: Annotated[int, typer.Option("--train-batch", min=1)] = 64,
-    train_steps: Annotated[int, typer.Option("--train-steps", min=1)] = 5,
-    sample_batch: Annotated[int, typer.Option("--sample-batch", min=1)] = 64,
-    ddim_steps: Annotated[int, typer.Option("--ddim-steps", min=1)] = DEFAULT_SAMPLER_STEPS,
-    paper_measured_steps: Annotated[
-        int, typer.Option("--paper-measured-steps", min=1, help="DDPM steps timed, then scaled to 1000.")
-    ] = 20,
-    as_json: JsonOption = False,
-) -> None:
-    """Training and sampling throughput: default preset + DDIM vs the paper preset + 1000-step DDPM."""
-    from pccd_flows.model.bench import run_bench
-
-    stderr.print("benchmarking (run on a quiet machine: other load skews both sides)...")
-    report = run_bench(train_batch, train_steps, sample_batch, ddim_steps, paper_measured_steps)
-    if as_json:
-        print_json(report)
-        return
-    table = Table("", "default", "paper", "ratio", title="pccd bench")
-    table.add_row("parameters", f"{report.default.parameters:,}", f"{report.paper.parameters:,}", "")
-    table.add_row("sampler", f"DDIM {report.default.sampler_steps}", f"DDPM {report.paper.sampler_steps}", "")
-    table.add_row("training samples/s", f"{report.default.train_samples_per_second:.1f}",
-                  f"{report.paper.train_samples_per_second:.1f}", f"{report.train_speedup:.1f}x")
-    table.add_row("structures/s", f"{report.default.structures_per_second:.3f}",
-                  f"{report.paper.structures_per_second:.4f}", f"{report.sampling_speedup:.0f}x")
-    stdout.print(table)
