@@ -115,7 +115,7 @@ def paper_746_command(
 def case_studies_command(
     name: Annotated[str, typer.Option("--name", help="The study whose candidates are followed up.")] = "paper-746",
     out: Annotated[Path, typer.Option("--out", help="JSON summaries and figures go here.")
-                   ] = Path("docs/study/case_studies"),
+                   ] = Path("docs/study/current/case_studies"),
     formulas: Annotated[list[str] | None, typer.Option("--formula", help="Default: Ca2SnO4 Mg3CdO4 MgSc2O4.")
                         ] = None,
     extra_samples: Annotated[int, typer.Option(
