@@ -299,6 +299,25 @@ def _versions() -> dict[str, str | None]:
                                                       "torch-sim-atomistic", "ase")}
 
 
+def _measure_all(candidates: Sequence[BenchCandidate], engines: Sequence[str], steps: int, fmax: float,
+                 chunk_size: int, methods: Sequence[str], say: Callable[[str], None]) -> list[MethodMeasurement]:
+    """Warm every engine and method up on the smallest candidate, then measure each on all candidates."""
+    structures = [c.to_structure() for c in candidates]
+    plan = [(engine, method) for engine in engines for method in methods
+            if method != "torch-sim" or engine in TORCH_SIM_ENGINES]
+    smallest = [min(structures, key=len)]
+    for engine in engines:
+        say(f"warming up {engine}")
+        for method in {m for e, m in plan if e == engine}:
+            if method != "torch-sim" or unavailable_reason(engine) is None:
+                measure(method, smallest, engine, 1, fmax, chunk_size)
+    measurements = []
+    for engine, method in plan:
+        say(f"{METHODS[method][0]} {method} with {engine}: {len(structures)} candidates")
+        measurements.append(measure(method, structures, engine, steps, fmax, chunk_size))
+    return measurements
+
+
 def run_relax_bench(candidates: Sequence[BenchCandidate], engines: Sequence[str] = ("chgnet", "sevennet"),
                     steps: int | None = None, fmax: float | None = None, chunk_size: int | None = None,
                     methods: Sequence[str] = tuple(METHODS), source: str = "", torch_threads: int = 1,
@@ -353,24 +372,17 @@ def run_relax_bench(candidates: Sequence[BenchCandidate], engines: Sequence[str]
     if steps < 1 or chunk_size < 1 or not fmax > 0:
         raise ValueError(f"steps ({steps}) and chunk size ({chunk_size}) must be >= 1 and fmax ({fmax}) > 0")
     say = progress or (lambda line: None)
+    threads_before = torch.get_num_threads()
     torch.set_num_threads(torch_threads)
-    structures = [c.to_structure() for c in candidates]
-    plan = [(engine, method) for engine in engines for method in methods
-            if method != "torch-sim" or engine in TORCH_SIM_ENGINES]
-    smallest = [min(structures, key=len)]
-    for engine in engines:
-        say(f"warming up {engine}")
-        for method in {m for e, m in plan if e == engine}:
-            if method != "torch-sim" or unavailable_reason(engine) is None:
-                measure(method, smallest, engine, 1, fmax, chunk_size)
-    measurements = []
-    for engine, method in plan:
-        say(f"{METHODS[method][0]} {method} with {engine}: {len(structures)} candidates")
-        measurements.append(measure(method, structures, engine, steps, fmax, chunk_size))
+    try:
+        measurements = _measure_all(candidates, engines, steps, fmax, chunk_size, methods, say)
+    finally:  # the caller's setting back: a benchmark should not change how the rest of the process runs
+        torch.set_num_threads(threads_before)
     fastest = compare(measurements)
-    notes = compatibility_notes() if any(m == "torch-sim" and unavailable_reason(e) is None for e, m in plan) else []
+    ran_torch_sim = any(m.method == "torch-sim" and m.unavailable is None for m in measurements)
+    notes = compatibility_notes() if ran_torch_sim else []
     return RelaxBenchReport(
         source=source, candidates=list(candidates), engines=list(engines), steps=steps, fmax=fmax,
-        chunk_size=chunk_size, optimizer="FIRE", torch_threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
+        chunk_size=chunk_size, optimizer="FIRE", torch_threads=torch_threads, cpu_count=os.cpu_count(),
         machine=f"{platform.platform()}, Python {platform.python_version()}",
         versions=_versions(), notes=notes, measurements=measurements, fastest_at_equal_convergence=fastest)
