@@ -7,6 +7,7 @@ import warnings
 import typer
 
 from pccd_flows.cli.bench import bench_app
+from pccd_flows.cli.benchmark import benchmark_command
 from pccd_flows.cli.codec import codec_app
 from pccd_flows.cli.common import MULTI_VALUE
 from pccd_flows.cli.data import data_app
@@ -46,6 +47,7 @@ app.add_typer(validate_app, name="validate")
 app.command("train")(train_command)
 app.command("generate", context_settings=MULTI_VALUE)(generate_command)
 app.add_typer(bench_app, name="bench")
+app.command("benchmark")(benchmark_command)
 app.command("reconstruct")(reconstruct_command)
 app.command("ehull")(ehull_command)
 app.command("followup")(followup_command)

@@ -1,0 +1,117 @@
+"""``pccd benchmark``: PCCD against a PyXtal random structure search and ion substitution, on one judge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pccd_flows.cli.common import (
+    JsonOption,
+    fail,
+    print_json,
+    require_file,
+    require_output_dir,
+    require_output_file,
+    stderr,
+    stdout,
+)
+from pccd_flows.cli.generate import CheckpointOption
+from pccd_flows.settings import BENCHMARK_N, BENCHMARK_RELAX_FMAX, BENCHMARK_RELAX_STEPS
+
+
+def benchmark_command(
+    chemsys: Annotated[list[str], typer.Option(
+        "--chemsys", help="Chemical system, e.g. Ca-Sn-O (repeat for more).")],
+    n: Annotated[int, typer.Option("--n", min=1, help="PCCD crystals per system; the baselines take their "
+                                                      "compositions.")] = BENCHMARK_N,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    engine: Annotated[str | None, typer.Option("--engine", help="Judge: chgnet (default) or sevennet.")] = None,
+    reference: Annotated[str | None, typer.Option(
+        "--reference", help="Hull reference: mp-structures (default), mp-formation or mp-api.")] = None,
+    relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="FIRE steps.")] = BENCHMARK_RELAX_STEPS,
+    fmax: Annotated[float, typer.Option("--fmax", min=1e-6, help="Force criterion, eV/A.")] = BENCHMARK_RELAX_FMAX,
+    generator: Annotated[list[str] | None, typer.Option(
+        "--generator", help="pccd, random_search, substitution (repeat; default: all three).")] = None,
+    checkpoint: CheckpointOption = None,
+    prototypes: Annotated[Path | None, typer.Option(
+        "--prototypes", help="Structures for substitution (jsonl). Default: the bundled MP set.")] = None,
+    novelty_data: Annotated[Path | None, typer.Option(
+        "--novelty-data", help="Known crystals for novelty. Default: all of MP if present, else the bundled set.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder: candidates.jsonl grows as crystals are judged (a rerun resumes), benchmark.json.")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of rates and E_hull here.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """PCCD vs a PyXtal random search and ion substitution at the same compositions, relaxed and judged alike:
+    stable, on-hull and S.U.N. rates, median E_hull, RMSD to relaxed, CPU seconds per S.U.N."""
+    from pccd_flows.benchmark import (
+        GENERATORS,
+        BenchmarkError,
+        BenchmarkSettings,
+        plot_benchmark,
+        run_benchmark,
+    )
+    from pccd_flows.benchmark.run import normalise_chemsys
+    from pccd_flows.model.checkpoint import CheckpointError
+    from pccd_flows.settings import get_settings
+    from pccd_flows.stability.engines import EngineError, check_engine
+    from pccd_flows.stability.references import REFERENCES
+
+    settings = get_settings()
+    engine = engine or settings.engine
+    reference = reference or settings.reference
+    try:
+        check_engine(engine)
+    except EngineError as exc:
+        fail(str(exc))
+    if reference not in REFERENCES:
+        fail(f"unknown --reference {reference!r}: choose one of {', '.join(REFERENCES)}")
+    generators = tuple(dict.fromkeys(generator or GENERATORS))
+    try:
+        systems = [normalise_chemsys(s) for s in chemsys]
+    except BenchmarkError as exc:
+        fail(str(exc))
+    for path, option in ((checkpoint, "--checkpoint"), (prototypes, "--prototypes"),
+                         (novelty_data, "--novelty-data")):
+        if path is not None:
+            require_file(path, option)
+    if out is not None:
+        require_output_dir(out, "--out")
+    if plot is not None:
+        require_output_file(plot, "--plot")
+    run = BenchmarkSettings(n=n, seed=seed, engine=engine, reference=reference, relax_steps=relax_steps,
+                            relax_fmax=fmax, generators=generators,
+                            checkpoint=str(checkpoint) if checkpoint else None,
+                            prototypes=str(prototypes) if prototypes else None,
+                            novelty_data=str(novelty_data) if novelty_data else None)
+    try:
+        report, candidates = run_benchmark(systems, run, out_dir=out,
+                                           log=lambda line: stderr.print(line, highlight=False, soft_wrap=True))
+    except (BenchmarkError, CheckpointError) as exc:
+        fail(str(exc))
+    if plot is not None:
+        plot_benchmark(report, candidates, plot)
+    if as_json:
+        print_json(report.model_dump(mode="json", include={"systems", "judge", "generators", "per_system",
+                                                           "settings", "wall_seconds"}))
+        return
+    table = Table(title=f"{', '.join(report.systems)}: judge {report.judge['model']}, {report.judge['reference']} "
+                        f"hull, {relax_steps} FIRE steps")
+    for column in ("generator", "n", "judged", "stable", "on hull", "S.U.N.", "median E_hull", "RMSD (A)",
+                   "CPU s / S.U.N.", "failures"):
+        table.add_column(column)
+
+    def cell(value, fmt="{:.2f}"):
+        return "-" if value is None else fmt.format(value)
+
+    for name, m in report.generators.items():
+        table.add_row(name, str(m.n), str(m.n_judged), cell(m.stable_rate), cell(m.on_hull_rate), cell(m.sun_rate),
+                      cell(m.median_e_above_hull, "{:.3f}"), cell(m.rmsd_to_relaxed, "{:.3f}"),
+                      cell(m.cpu_seconds_per_sun, "{:.0f}"),
+                      ", ".join(f"{k} {v}" for k, v in m.failures.items()) or "-")
+    stdout.print(table)
