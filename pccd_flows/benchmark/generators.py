@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 # PyXtal: random space groups tried per composition, and PyXtal's own attempts per space group
 RANDOM_SEARCH_SPACE_GROUPS = 10
 RANDOM_SEARCH_ATTEMPTS = 10
+# pccd_charge_balanced: samples drawn per crystal kept
+CHARGE_BALANCE_OVERSAMPLE = 4
 # substitution: ranked candidates (prototype structures) looked at per formula before giving up on distinct ones
 SUBSTITUTION_MAX_PROTOTYPES = 200
 
@@ -53,7 +55,8 @@ def error_kind(message: str) -> str:
 
 
 def pccd_candidates(chemsys: str, n: int, seed: int = 0, checkpoint: str | Path | None = None,
-                    sampler=None, loaded=None) -> list[BenchmarkCandidate]:
+                    sampler=None, loaded=None, charge_balanced: bool = False,
+                    oversample: int = CHARGE_BALANCE_OVERSAMPLE) -> list[BenchmarkCandidate]:
     """``n`` crystals of ``chemsys`` from a PCCD checkpoint (default: the shipped one) with the default sampler.
 
     Parameters
@@ -68,6 +71,12 @@ def pccd_candidates(chemsys: str, n: int, seed: int = 0, checkpoint: str | Path 
         Default: the project's default sampler.
     loaded : tuple, optional
         ``load_model``'s (model, codec, payload), to load a checkpoint once for many systems.
+    charge_balanced : bool
+        The ``pccd_charge_balanced`` generator: sample ``oversample * n`` and keep the first ``n`` that decode to a
+        composition with charge-balanced ICSD oxidation states (``evaluation.metrics.icsd_charge_balanced``); the
+        CPU time of all the samples is shared among the kept ones.
+    oversample : int
+        Samples drawn per crystal kept, with ``charge_balanced``.
 
     Returns
     -------
@@ -75,28 +84,41 @@ def pccd_candidates(chemsys: str, n: int, seed: int = 0, checkpoint: str | Path 
         One per sample; a sample that does not decode keeps its row with ``generation_error``. The sampling's CPU
         time is shared equally among the samples.
     """
+    from pccd_flows.evaluation.metrics import icsd_charge_balanced
     from pccd_flows.model.checkpoint import load_model
     from pccd_flows.model.generate import GenerationConditions, SamplerSettings, generate
     from pccd_flows.settings import get_settings
 
     model, codec, payload = loaded or load_model(checkpoint or get_settings().checkpoint)
     conditions = GenerationConditions(elements=tuple(chemsys.split("-")))
+    drawn = n * oversample if charge_balanced else n
     started = time.process_time()
-    crystals = generate(model, codec, payload, conditions, n, seed, sampler or SamplerSettings())
+    crystals = generate(model, codec, payload, conditions, drawn, seed, sampler or SamplerSettings())
     share = (time.process_time() - started) / max(n, 1)
+    name = "pccd_charge_balanced" if charge_balanced else "pccd"
     candidates = []
-    for index, crystal in enumerate(crystals):
+    for sample, crystal in enumerate(crystals):
         structure = crystal.to_structure()
-        origin = {"checkpoint_sha256": payload.get("sha256"), "seed": seed, "index": index}
+        origin = {"checkpoint_sha256": payload.get("sha256"), "seed": seed, "index": sample}
+        if charge_balanced:
+            if structure is None or not icsd_charge_balanced(structure.composition):
+                continue
+            if len(candidates) == n:
+                break
+        index = len(candidates)
         if structure is None:
-            candidates.append(BenchmarkCandidate(generator="pccd", chemsys=chemsys, index=index, origin=origin,
+            candidates.append(BenchmarkCandidate(generator=name, chemsys=chemsys, index=index, origin=origin,
                                                  generation_error=f"decoding: {crystal.error}",
                                                  generation_cpu_seconds=share))
             continue
         candidates.append(BenchmarkCandidate(
-            generator="pccd", chemsys=chemsys, index=index, formula=structure.composition.reduced_formula,
+            generator=name, chemsys=chemsys, index=index, formula=structure.composition.reduced_formula,
             cell_composition=cell_composition(structure), structure=structure.as_dict(), origin=origin,
             generation_cpu_seconds=share))
+    for index in range(len(candidates), n):
+        candidates.append(BenchmarkCandidate(
+            generator=name, chemsys=chemsys, index=index, generation_cpu_seconds=share,
+            generation_error=f"charge balance: fewer than {n} of {drawn} samples charge-balanced"))
     return candidates
 
 

@@ -26,7 +26,7 @@ from pccd_flows.benchmark.generators import (
     substitution_candidates,
 )
 from pccd_flows.benchmark.metrics import generator_metrics, mark_sun, rmsd_to_relaxed
-from pccd_flows.benchmark.schemas import GENERATORS, BenchmarkCandidate, BenchmarkReport
+from pccd_flows.benchmark.schemas import GENERATORS, OPTIONAL_GENERATORS, BenchmarkCandidate, BenchmarkReport
 from pccd_flows.settings import BENCHMARK_N, BENCHMARK_RELAX_FMAX, BENCHMARK_RELAX_STEPS
 from pccd_flows.study.report import SUN_THRESHOLD
 
@@ -158,9 +158,10 @@ def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = N
 
     settings = settings or BenchmarkSettings()
     log = log or (lambda line: None)
-    unknown = [g for g in settings.generators if g not in GENERATORS]
+    unknown = [g for g in settings.generators if g not in GENERATORS + OPTIONAL_GENERATORS]
     if unknown:
-        raise BenchmarkError(f"unknown generator {unknown[0]!r}: choose from {', '.join(GENERATORS)}")
+        raise BenchmarkError(f"unknown generator {unknown[0]!r}: choose from "
+                             f"{', '.join(GENERATORS + OPTIONAL_GENERATORS)}")
     if "pccd" not in settings.generators:
         raise BenchmarkError("random_search and substitution take PCCD's cell compositions: keep the pccd generator")
     systems = list(dict.fromkeys(normalise_chemsys(s) for s in systems))
@@ -203,6 +204,10 @@ def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = N
             log(f"{system}: ion substitution for {len(compositions)} compositions")
             library = library or PrototypeLibrary(settings.prototypes)
             keep(substitution_candidates(system, compositions, library))
+        if "pccd_charge_balanced" in settings.generators and any(
+                f"pccd_charge_balanced:{system}:{i}" not in rows for i in range(settings.n)):
+            log(f"{system}: sampling PCCD crystals until {settings.n} are charge-balanced")
+            keep(pccd_candidates(system, settings.n, settings.seed, loaded=loaded, charge_balanced=True))
         for generator in settings.generators:
             batch = [row for key, row in rows.items() if key.startswith(f"{generator}:{system}:")]
             todo = [row for row in batch if row.structure is not None and not row.judged]

@@ -6,6 +6,8 @@ from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
 GENERATORS = ("pccd", "random_search", "substitution")
+# not run unless asked for (--generator): PCCD keeping only charge-balanced compositions (a yield lever, issue 25)
+OPTIONAL_GENERATORS = ("pccd_charge_balanced",)
 
 
 class BenchmarkCandidate(BaseModel):

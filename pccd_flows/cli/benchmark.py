@@ -34,7 +34,8 @@ def benchmark_command(
     relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="FIRE steps.")] = BENCHMARK_RELAX_STEPS,
     fmax: Annotated[float, typer.Option("--fmax", min=1e-6, help="Force criterion, eV/A.")] = BENCHMARK_RELAX_FMAX,
     generator: Annotated[list[str] | None, typer.Option(
-        "--generator", help="pccd, random_search, substitution (repeat; default: all three).")] = None,
+        "--generator", help="pccd, random_search, substitution (repeat; default: these three); also "
+        "pccd_charge_balanced (PCCD keeping charge-balanced compositions).")] = None,
     checkpoint: CheckpointOption = None,
     prototypes: Annotated[Path | None, typer.Option(
         "--prototypes", help="Structures for substitution (jsonl). Default: the bundled MP set.")] = None,

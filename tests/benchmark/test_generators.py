@@ -114,3 +114,16 @@ def test_pccd_candidates_from_the_shipped_checkpoint():
             assert row.formula == Composition(row.cell_composition).reduced_formula
         else:
             assert row.generation_error
+
+
+def test_charge_balanced_pccd_keeps_only_charge_balanced_compositions():
+    from pccd_flows.evaluation.metrics import icsd_charge_balanced
+
+    rows = pccd_candidates("Ca-Sn-O", 2, seed=0, charge_balanced=True, oversample=4)
+    assert [r.index for r in rows] == [0, 1] and {r.generator for r in rows} == {"pccd_charge_balanced"}
+    for row in rows:
+        if row.structure is not None:
+            assert icsd_charge_balanced(row.formula)
+            assert row.origin["index"] < 8  # which of the 8 samples it was
+        else:
+            assert row.generation_error.startswith("charge balance:")
