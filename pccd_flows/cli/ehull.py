@@ -58,7 +58,14 @@ def ehull_command(
         fail(str(exc))
     if as_json:
         print_json(report.model_dump(mode="json", exclude={"results": {"__all__": {"relaxed_structure"}}}))
-        return
+    else:
+        print_table(report, engine, reference)
+    if report.reference_errors:  # the rows are shown; the missing hulls still fail the command
+        fail("no hull for " + "; ".join(f"{chemsys}: {error}" for chemsys, error in report.reference_errors.items()),
+             code=1)
+
+
+def print_table(report, engine: str, reference: str) -> None:
     table = Table(title=f"energy above hull ({engine}, reference {reference})")
     for column in ("source", "formula", "E (eV/atom)", "E_hull (eV/atom)", "decomposition"):
         table.add_column(column)

@@ -136,7 +136,7 @@ def case_studies_command(
     from pccd_flows.settings import get_settings
     from pccd_flows.stores.candidates import CandidateStore
     from pccd_flows.study.case_studies import run_case_studies
-    from pccd_flows.study.paper746 import CASE_STUDY_SYSTEMS, StudySpec
+    from pccd_flows.study.paper746 import CASE_STUDY_SYSTEMS, StudySpec, recorded_spec
 
     unknown = [f for f in formulas or [] if f not in CASE_STUDY_SYSTEMS]
     if unknown:
@@ -151,9 +151,14 @@ def case_studies_command(
                               gpaw_settings=GpawSettings(ecut=ecut, kpoint_density=kpoint_density))
     with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         warnings.simplefilter("ignore")
-        rows = run_case_studies(candidates, StudySpec(name=name, reference=get_settings().reference), out, maker,
-                                extra_samples, formulas, log=stderr.print)
+        # the study's own relaxation and hull settings where it recorded them: its candidates are not relaxed again
+        spec = recorded_spec(name, get_settings().store_dir) or StudySpec(name=name,
+                                                                          reference=get_settings().reference)
+        rows = run_case_studies(candidates, spec, out, maker, extra_samples, formulas, log=stderr.print)
     echo(json.dumps(rows, indent=2))
+    missing_hulls = [row["error"] for row in rows if str(row.get("error", "")).startswith("no hull for")]
+    if missing_hulls:
+        fail("; ".join(missing_hulls), code=1)
 
 
 @report_app.command("study")

@@ -15,11 +15,18 @@ from pccd_flows.makers.stability import StabilityMaker
 
 @dataclass
 class ScreeningFlowMaker(Maker):
-    """generate -> prefilter -> relax (one job per candidate) -> E_hull -> store, for each chemical system.
+    """generate -> prefilter -> relax (one job per chunk of candidates) -> E_hull -> store, per chemical system.
 
-    ``follow_up``: a Maker whose ``make(candidates)`` runs on the judged candidates, e.g.
-    :class:`~pccd_flows.makers.followup.FollowUpCandidatesMaker` (band structures and phonons of the ones under an
-    E_hull threshold); ``None`` ends the flow at the store.
+    Parameters
+    ----------
+    name : str
+        The flow's name.
+    generate, prefilter, relax, stability : Maker
+        The steps (:mod:`pccd_flows.makers`), each a thin wrapper of :mod:`pccd_flows.pipeline`.
+    follow_up : Maker, optional
+        A Maker whose ``make(candidates)`` runs on the judged candidates, e.g.
+        :class:`~pccd_flows.makers.followup.FollowUpCandidatesMaker` (band structures and phonons of the ones under
+        an E_hull threshold); ``None`` ends the flow at the store.
     """
 
     name: str = "pccd screening"
@@ -30,8 +37,12 @@ class ScreeningFlowMaker(Maker):
     follow_up: Maker | None = None
 
     def make(self, chemical_systems: list[str], store: Store | None = None) -> Flow:
-        """``store``: the candidate store the jobs write to (default: the configured one, resolved now, so that
-        workers in other directories or on other nodes write to the same place)."""
+        """The screening of ``chemical_systems`` (elements joined by ``-``).
+
+        ``store``: the candidate store the jobs write to (default: the configured one, resolved now, so that
+        workers in other directories or on other nodes write to the same place). The flow's output maps each
+        system to its stability job's :class:`~pccd_flows.pipeline.JudgedCandidates`.
+        """
         from pccd_flows.stores.config import candidate_store
 
         store = store if store is not None else candidate_store()
@@ -55,7 +66,7 @@ class ScreeningFlowMaker(Maker):
             judged.name = f"stability {chemsys}"
             jobs += [generated, filtered, relaxed, judged]
             if follow_up is not None:
-                followed = follow_up.make(judged.output)
+                followed = follow_up.make(judged.output.candidates)
                 followed.name = f"follow up {chemsys}"
                 jobs.append(followed)
             outputs[chemsys] = judged.output

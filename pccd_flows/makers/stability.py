@@ -1,49 +1,54 @@
-"""Stability job: energy above hull of a relaxed batch against the chosen reference phases; upsert every candidate."""
+"""Stability job: energy above hull of a relaxed batch against the chosen reference phases, stored."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from jobflow import Maker, job
 from maggma.core import Store
 
+from pccd_flows.pipeline.judge import JudgedCandidates
 from pccd_flows.schemas.candidate import CandidateDoc
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class StabilityMaker(Maker):
+    """Place relaxed candidates on the hull of their reference phases and judge their relaxed novelty.
+
+    A thin wrapper of :func:`pccd_flows.pipeline.judge_candidates`. A chemical system without references is
+    recorded in the output's ``reference_errors`` (the job completes; the commands exit non-zero at the end).
+
+    Parameters
+    ----------
+    name : str
+        The job's name.
+    reference : str, optional
+        Reference phases (default: the configured ``reference``).
+    engine : str
+        The engine the candidates were relaxed with (reference energies are computed with it).
+    relaxed_novelty : bool
+        Also judge the relaxed structures' novelty against MP.
+    store : Store, optional
+        The candidate store.
+    """
+
     name: str = "judge stability"
     reference: str | None = None
     engine: str = "chgnet"
+    relaxed_novelty: bool = True
     store: Store | None = None
 
     @job
-    def make(self, candidates: list[CandidateDoc]):
-        from pccd_flows.settings import get_settings
-        from pccd_flows.stability.hull import HullCalculator, judge
-        from pccd_flows.stability.references import reference_set
-        from pccd_flows.stores.candidates import CandidateStore
+    def make(self, candidates: list[CandidateDoc]) -> JudgedCandidates:
+        """Judge and store the relaxed ones among ``candidates``; returns all of them and any reference errors."""
+        from pccd_flows.pipeline.judge import judge_candidates, write_judgements
 
-        candidates = [CandidateDoc.model_validate(c) if isinstance(c, dict) else c for c in candidates]
-        reference = self.reference or get_settings().reference
-        judged = []
-        for chemsys in sorted({c.chemsys for c in candidates}):
-            batch = [c for c in candidates if c.chemsys == chemsys]
-            if not any(c.relaxation and c.relaxation.energy_per_atom is not None for c in batch):
-                judged += batch
-                continue
-            calculator = HullCalculator(reference_set(reference, chemsys.split("-"), self.engine))
-            judged += judge(batch, calculator)
-        judged = relaxed_novelty_against_mp(judged)
-        CandidateStore(self.store).upsert(judged)
-        return judged
-
-
-def relaxed_novelty_against_mp(docs: list[CandidateDoc]) -> list[CandidateDoc]:
-    """Novelty of the relaxed structures against MP (a new generated crystal can relax onto a known one); their
-    uniqueness needs the whole run and is judged by `pccd report study`."""
-    from pccd_flows.evaluation.novelty import known_structure_index, relaxed_novelty
-
-    index = known_structure_index()
-    return [doc.model_copy(update={"relaxed_novelty": relaxed_novelty(doc, index)})
-            if doc.relaxation is not None and doc.relaxation.structure else doc for doc in docs]
+        result = judge_candidates(candidates, self.reference, self.engine, relaxed_novelty=self.relaxed_novelty)
+        write_judgements(self.store, [d for d in result.candidates if d.relaxation is not None
+                                       and d.chemsys not in result.reference_errors])
+        for chemsys, error in result.reference_errors.items():
+            logger.warning("no hull for %s: %s", chemsys, error)
+        return result

@@ -9,13 +9,8 @@ from pathlib import Path
 
 from pccd_flows.progress import progress_bar
 from pccd_flows.schemas.candidate import CandidateDoc
-from pccd_flows.study.paper746 import (
-    CASE_STUDY_SYSTEMS,
-    StudySpec,
-    generate_and_prefilter,
-    load_study_model,
-    relax_candidates,
-)
+from pccd_flows.stability.references import ReferenceError
+from pccd_flows.study.paper746 import CASE_STUDY_SYSTEMS, StudySpec
 
 
 def case_study_name(spec: StudySpec) -> str:
@@ -27,10 +22,10 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
                    ) -> CandidateDoc | None:
     """The lowest-E_hull screened candidate of this formula among the study's and ``extra_samples`` crystals PCCD
     generates for the composition (element channel fixed; seeded, stored under ``<study>-case-studies`` and
-    generated once), relaxed and judged here where the study has not got there yet."""
+    generated once), relaxed and judged here, through the screening core, where the study has not got there yet."""
     from pccd_flows.model.generate import GenerationConditions
-    from pccd_flows.stability.hull import HullCalculator, judge
-    from pccd_flows.stability.references import reference_set
+    from pccd_flows.pipeline import judge_candidates, needs_relaxation, relax_candidates, relaxation_settings
+    from pccd_flows.pipeline.judge import write_judgements
 
     case_study = case_study_name(spec)
     pool = [d for d in candidates.find({"formula": formula, "prefilter.passed": True})
@@ -39,31 +34,40 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
     generated = candidates.count({"study": case_study, "provenance.conditions.composition": composition})
     if extra_samples > 0 and not generated:
         pool += generate_more(candidates, spec, formula, extra_samples, log)
-    unrelaxed = [d for d in pool if d.relaxation is None]
-    pool = [d for d in pool if d.relaxation is not None] + (
-        relax_candidates(unrelaxed, spec.engine, spec.relax_steps, spec.relax_fmax) if unrelaxed else [])
-    unjudged = [d for d in pool if d.e_above_hull is None and d.relaxation.energy_per_atom is not None]
+    settings = relaxation_settings(spec.engine, spec.relax_steps, spec.relax_fmax)
+    todo = [d for d in pool if needs_relaxation(d, settings)]
+    if todo:
+        log(f"{formula}: relaxing {len(todo)} candidates")
+        relaxed = {d.candidate_id: d for d in relax_candidates(todo, spec.engine, spec.relax_steps, spec.relax_fmax,
+                                                                 store=candidates)}
+        pool = [relaxed.get(d.candidate_id, d) for d in pool]
+    unjudged = [d for d in pool if d.relaxation is not None and d.relaxation.energy_per_atom is not None
+                and (d.stability is None or d.stability.reference != spec.reference)]
     if unjudged:
-        system = CASE_STUDY_SYSTEMS[formula]
-        calculator = HullCalculator(reference_set(spec.reference, system.split("-"), spec.engine))
-        pool = [d for d in pool if d not in unjudged] + judge(unjudged, calculator)
-        candidates.upsert(pool)
-    judged = [d for d in pool if d.e_above_hull is not None]
-    return min(judged, key=lambda d: d.e_above_hull) if judged else None
+        result = judge_candidates(unjudged, spec.reference, spec.engine)
+        if result.reference_errors:
+            raise ReferenceError("; ".join(result.reference_errors.values()))
+        write_judgements(candidates, result.candidates)
+        judged = {d.candidate_id: d for d in result.candidates}
+        pool = [judged.get(d.candidate_id, d) for d in pool]
+    ranked = [d for d in pool if d.e_above_hull is not None]
+    return min(ranked, key=lambda d: d.e_above_hull) if ranked else None
 
 
 def generate_more(candidates, spec: StudySpec, formula: str, extra_samples: int, log) -> list[CandidateDoc]:
     """Generate, prefilter and store ``extra_samples`` crystals of ``formula`` (element channel fixed) under
     ``<study>-case-studies``; the stored ones that passed the prefilter with that formula."""
     from pccd_flows.model.generate import network_evaluations
+    from pccd_flows.pipeline import generate_candidates, load_generator, prefilter_against_store
 
     system = CASE_STUDY_SYSTEMS[formula]
     log(f"{formula}: generating {extra_samples} crystals of that composition")
-    loaded_model = load_study_model(spec)
-    ticks = extra_samples * network_evaluations(spec.sampler_settings(), loaded_model[0].config.timesteps)
+    model = load_generator(spec.checkpoint)[0]
+    ticks = extra_samples * network_evaluations(spec.sampler_settings(), model.config.timesteps)
     with progress_bar(f"sampling {formula}", ticks) as advance:
-        docs = generate_and_prefilter(candidates, spec, loaded_model, system, extra_samples, spec.seed + 7919,
-                                      {"study": case_study_name(spec)}, composition=formula, progress=advance)
+        docs = generate_candidates(system, extra_samples, spec.seed + 7919, spec.sampler_settings(), spec.checkpoint,
+                                   composition=formula, tags={"study": case_study_name(spec)}, progress=advance)
+    docs = prefilter_against_store(docs, candidates, spec.prefilter_settings())
     candidates.upsert(docs)
     return [d for d in docs if d.prefilter.passed and d.formula == formula]
 
@@ -72,15 +76,18 @@ def run_case_studies(candidates, spec: StudySpec, out_dir: Path, follow_up_maker
                      formulas: list[str] | None = None, log: Callable[[str], None] = print) -> list[dict]:
     from pccd_flows.followup.local import run_follow_up_here
     from pccd_flows.stability.products import decomposition_products
-    from pccd_flows.stability.references import ReferenceError
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for formula in formulas or list(CASE_STUDY_SYSTEMS):
-        doc = best_candidate(candidates, spec, formula, extra_samples, log)
+        try:
+            doc = best_candidate(candidates, spec, formula, extra_samples, log)
+            error = None if doc is not None else (f"no {formula} among the study's screened candidates nor among "
+                                                  f"{extra_samples} crystals generated for that composition")
+        except ReferenceError as exc:  # recorded in its row; the other formulas go on
+            doc, error = None, f"no hull for {formula}: {exc}"
         if doc is None:
-            row = {"formula": formula, "error": f"no {formula} among the study's screened candidates nor among "
-                                                f"{extra_samples} crystals generated for that composition"}
+            row = {"formula": formula, "error": error}
             (out_dir / f"{formula}.json").write_text(json.dumps(row, indent=2))
             rows.append(row)
             log(row["error"])

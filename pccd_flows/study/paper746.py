@@ -65,9 +65,16 @@ class StudySpec(BaseModel):
     require_icsd_oxidation_states: bool = True
 
     def sampler_settings(self):
-        from pccd_flows.model.generate import SamplerSettings
+        from pccd_flows.schemas.provenance import SamplerSettings
 
         return SamplerSettings(steps=self.sampler_steps, eta=self.sampler_eta, repulsion_ratio=self.sampler_repulsion)
+
+    def prefilter_settings(self):
+        """The study's screening (novelty judged, SMACT required, its covalent and ICSD requirements)."""
+        from pccd_flows.pipeline import PrefilterSettings
+
+        return PrefilterSettings(min_covalent_ratio=self.min_covalent_ratio,
+                                 require_icsd_oxidation_states=self.require_icsd_oxidation_states)
 
     def chemical_systems(self) -> list[str]:
         if self.systems:
@@ -131,6 +138,15 @@ def load_progress(spec: StudySpec, store_dir: Path, resume: bool) -> StudyProgre
     return StudyProgress(spec=spec)
 
 
+def recorded_spec(name: str, store_dir: Path) -> StudySpec | None:
+    """The settings study ``name`` ran with, from its progress record (None where it has none)."""
+    path = progress_path(StudySpec(name=name), store_dir)
+    if not path.is_file():
+        return None
+    recorded = json.loads(path.read_text())
+    return StudySpec.model_validate({**FIELDS_ADDED_LATER, **recorded["spec"]})
+
+
 def save_progress(progress: StudyProgress, store_dir: Path) -> None:
     path = progress_path(progress.spec, store_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +200,7 @@ def relaxations_flow(spec: StudySpec, candidates, skip: set[str] = frozenset()):
     jobs, ids = [], []
     for system in spec.chemical_systems():
         todo = [d for d in study_candidates(candidates, spec.name, system=system)
-                if d.candidate_id not in skip and needs_relaxation(d, settings, retry_failed=False)]
+                if d.candidate_id not in skip and needs_relaxation(d, settings)]
         if not todo:
             continue
         relaxed = relax.make(todo)
@@ -219,32 +235,23 @@ def study_candidates(candidates, name: str, selected_only: bool = True, system: 
 
 
 def load_study_model(spec: StudySpec):
-    from pccd_flows.model.checkpoint import load_model
-    from pccd_flows.settings import get_settings
+    """The study's model, codec and checkpoint payload (loaded once per process)."""
+    from pccd_flows.pipeline import load_generator
 
-    return load_model(spec.checkpoint or get_settings().checkpoint)
+    return load_generator(spec.checkpoint)
 
 
-def generate_and_prefilter(candidates, spec: StudySpec, loaded_model, system: str, n: int, seed: int,
-                           tags: dict, composition: str | None = None,
-                           progress: Callable[[int], None] | None = None) -> list[CandidateDoc]:
+def generate_and_prefilter(candidates, spec: StudySpec, system: str, n: int, seed: int, tags: dict,
+                           composition: str | None = None, progress: Callable[[int], None] | None = None
+                           ) -> list[CandidateDoc]:
     """A seeded batch of one system (of one exact ``composition`` if given) from the study's checkpoint, judged by
     the prefilter against the store's earlier candidates of that system (not yet stored: the caller decides what to
     keep)."""
-    from pccd_flows.evaluation.novelty import known_structure_index
-    from pccd_flows.makers.prefilter import prefilter
-    from pccd_flows.model.generate import GenerationConditions, generate
+    from pccd_flows.pipeline import generate_candidates, prefilter_against_store
 
-    model, codec, payload = loaded_model
-    conditions = GenerationConditions(elements=tuple(system.split("-")), composition=composition)
-    docs = [CandidateDoc.from_generated(c).model_copy(update=tags)
-            for c in generate(model, codec, payload, conditions, n, seed, spec.sampler_settings(), progress=progress)]
-    ids = {doc.candidate_id for doc in docs}
-    known = [d for d in candidates.find({"chemsys": system}) if d.candidate_id not in ids]
-    with warnings.catch_warnings():  # pymatgen warns for every noble gas it meets in SMACT's tables
-        warnings.simplefilter("ignore")
-        return prefilter(docs, known, known_structure_index(), min_covalent_ratio=spec.min_covalent_ratio,
-                         require_icsd_oxidation_states=spec.require_icsd_oxidation_states)
+    docs = generate_candidates(system, n, seed, spec.sampler_settings(), spec.checkpoint, composition=composition,
+                               tags=tags, progress=progress)
+    return prefilter_against_store(docs, candidates, spec.prefilter_settings())
 
 
 def _check_same_checkpoint(spec: StudySpec, candidates, checkpoint: dict) -> None:
@@ -267,14 +274,13 @@ def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
         checkpoint_progress(screened=passed)
         return
     systems = spec.chemical_systems()
-    loaded_model = load_study_model(spec)
-    _check_same_checkpoint(spec, candidates, loaded_model[2])
+    _check_same_checkpoint(spec, candidates, load_study_model(spec)[2])
     batch = progress.batches_done
     while passed < spec.target:
         if batch >= spec.max_batches:
             raise RuntimeError(f"{spec.max_batches} batches passed only {passed} of {spec.target} candidates")
         system = systems[batch % len(systems)]
-        judged = generate_and_prefilter(candidates, spec, loaded_model, system, spec.per_batch,
+        judged = generate_and_prefilter(candidates, spec, system, spec.per_batch,
                                         spec.seed * 1_000_003 + batch, {"study": spec.name, "study_batch": batch})
         # counted from the store, without this batch: an interruption after storing a batch but before recording
         # it regenerates the same candidates, which must not count twice
@@ -296,30 +302,10 @@ def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
 
 
 def relax_candidates(docs: list[CandidateDoc], engine: str, steps: int, fmax: float) -> list[CandidateDoc]:
-    """One force-field call for the whole list (the potential loads once); failures recorded per candidate."""
-    from pccd_flows.makers.relax import relaxation_settings, with_relaxation
-    from pccd_flows.schemas.candidate import RelaxationResult
-    from pccd_flows.stability.engines import RelaxSettings, run_force_field
-    from pccd_flows.stability.entries import EntryError, entry_from_force_field_doc
+    """One chunk on one loaded potential (:func:`pccd_flows.pipeline.relax_candidates`); failures per candidate."""
+    from pccd_flows.pipeline import relax_candidates as relax_chunk
 
-    settings = relaxation_settings(engine, steps, fmax)
-    outcomes = run_force_field([d.generated_structure() for d in docs], engine, RelaxSettings(steps=steps, fmax=fmax))
-    updated = []
-    for doc, outcome in zip(docs, outcomes, strict=True):
-        fields = dict(settings)
-        if not outcome.ok:
-            fields["error"] = outcome.error
-        else:
-            try:
-                entry = entry_from_force_field_doc(outcome.task_doc, engine, entry_id=doc.candidate_id)
-            except EntryError as exc:
-                fields["error"] = str(exc)
-            else:  # validated at construction: the structure becomes a plain dict (no numpy scalars)
-                fields.update(structure=outcome.task_doc.output.structure, energy_per_atom=entry.energy_per_atom,
-                              uncorrected_energy_per_atom=entry.uncorrected_energy_per_atom,
-                              converged=bool(getattr(outcome.task_doc, "is_force_converged", True)))
-        updated.append(with_relaxation(doc, RelaxationResult(**fields)))
-    return updated
+    return relax_chunk(docs, engine, steps, fmax)
 
 
 def _one_torch_thread() -> None:
@@ -347,16 +333,15 @@ def _relax_and_judge(spec: StudySpec, candidates, checkpoint_progress, log) -> N
     """Relax every unrelaxed screened candidate in chunks spread over worker processes, and judge each system as
     soon as its relaxations and references are in. Results are stored chunk by chunk, so an interruption loses at
     most the chunks in flight."""
-    from pccd_flows.makers.relax import needs_relaxation, relaxation_settings
+    from pccd_flows.pipeline import needs_relaxation, relaxation_settings
 
     selected = study_candidates(candidates, spec.name)
     settings = relaxation_settings(spec.engine, spec.relax_steps, spec.relax_fmax)
-    # the study does not retry a failed relaxation with the same settings (it would fail again on every resume)
-    done = sum(not needs_relaxation(d, settings, retry_failed=False) for d in selected)
+    done = sum(not needs_relaxation(d, settings) for d in selected)
     tasks: list[tuple[str, str, tuple]] = []  # (system, kind, arguments)
     for system in spec.chemical_systems():
         of_system = [d for d in selected if d.chemsys == system]
-        todo = [d for d in of_system if needs_relaxation(d, settings, retry_failed=False)]
+        todo = [d for d in of_system if needs_relaxation(d, settings)]
         unjudged = [d for d in of_system if d.relaxation is not None and d.relaxation.energy_per_atom is not None
                     and (d.stability is None or d.stability.reference != spec.reference)]
         if not todo and not unjudged:
@@ -405,8 +390,8 @@ def _relax_and_judge(spec: StudySpec, candidates, checkpoint_progress, log) -> N
 
 
 def _judge(spec, candidates, checkpoint_progress, log, system: str) -> None:
-    from pccd_flows.stability.hull import HullCalculator, judge
-    from pccd_flows.stability.references import ReferenceError, reference_set
+    from pccd_flows.pipeline import judge_candidates
+    from pccd_flows.pipeline.judge import write_judgements
 
     selected = study_candidates(candidates, spec.name)
     todo = [d for d in selected if d.chemsys == system and d.relaxation and d.relaxation.energy_per_atom is not None
@@ -414,13 +399,11 @@ def _judge(spec, candidates, checkpoint_progress, log, system: str) -> None:
     judged_count = len([d for d in selected if d.stability is not None and d.stability.reference == spec.reference])
     if not todo:
         return
-    try:
-        calculator = HullCalculator(reference_set(spec.reference, system.split("-"), spec.engine))
-    except ReferenceError as exc:
-        log(f"{system}: no hull ({exc}); its {len(todo)} candidates stay unjudged")
+    result = judge_candidates(todo, spec.reference, spec.engine)
+    if result.reference_errors:
+        log(f"{system}: no hull ({result.reference_errors[system]}); its {len(todo)} candidates stay unjudged")
         return
-    judged = judge(todo, calculator)
-    candidates.upsert(judged)
-    judged_count += sum(d.stability is not None for d in judged)
+    write_judgements(candidates, result.candidates)
+    judged_count += sum(d.stability is not None for d in result.candidates)
     checkpoint_progress(judged=judged_count)
-    log(f"{system}: judged {len(judged)}; {judged_count}/{len(selected)}")
+    log(f"{system}: judged {len(result.candidates)}; {judged_count}/{len(selected)}")

@@ -18,10 +18,17 @@ from pccd_flows.study.case_studies import generate_more, run_case_studies
 from pccd_flows.study.paper746 import StudySpec
 from tests.factories import known_phase, make_candidate
 
+SPEC = StudySpec(name="paper-746", reference="mp-formation")
+
 
 def study_candidate(structure: Structure, index: int, e_above_hull: float):
+    """A candidate as the study leaves it: relaxed with the study's settings and judged against its reference."""
+    from pccd_flows.pipeline import relaxation_settings
+
     doc = make_candidate(structure, index, e_above_hull=e_above_hull, novel=True)
     doc.study, doc.prefilter.passed = "paper-746", True
+    doc.relaxation = doc.relaxation.model_copy(update=relaxation_settings(SPEC.engine, SPEC.relax_steps,
+                                                                          SPEC.relax_fmax))
     return doc
 
 
@@ -36,7 +43,7 @@ def test_case_study_follows_up_the_most_stable_candidate_of_the_composition(tmp_
     maker = FollowUpFlowMaker(dft=None, phonons="chgnet", category=None, store=candidates.store,
                               phonon_settings=PhononSettings(min_length=6.0))
 
-    (row,) = run_case_studies(candidates, StudySpec(name="paper-746"), tmp_path / "out", maker, extra_samples=0,
+    (row,) = run_case_studies(candidates, SPEC, tmp_path / "out", maker, extra_samples=0,
                               formulas=["Ca2SnO4"], log=lambda message: None)
 
     assert row["candidate_id"] == best.candidate_id and row["errors"] == []
