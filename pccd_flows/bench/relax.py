@@ -134,7 +134,7 @@ def relax_chunked(structures: list[Structure], engine: str, steps: int, fmax: fl
 
 
 def relax_torch_sim(structures: list[Structure], engine: str, steps: int, fmax: float, chunk_size: int
-                    ) -> list[RelaxOutcome]:
+                    ) -> tuple[list[RelaxOutcome], int]:
     """(c) torch-sim's batched FIRE, one batch (and one model load) per chunk.
 
     Parameters
@@ -152,12 +152,16 @@ def relax_torch_sim(structures: list[Structure], engine: str, steps: int, fmax: 
     -------
     list of RelaxOutcome
         In the order of ``structures``.
+    int
+        Structure-evaluations of the potential over all batches.
     """
-    outcomes = []
+    outcomes, evaluations = [], 0
     for start in range(0, len(structures), chunk_size):
         with _quiet():
-            outcomes += relax_with_torch_sim(structures[start:start + chunk_size], engine, steps, fmax)
-    return outcomes
+            chunk, counted = relax_with_torch_sim(structures[start:start + chunk_size], engine, steps, fmax)
+        outcomes += chunk
+        evaluations += counted
+    return outcomes, evaluations
 
 
 def energy_agreement(outcomes: Sequence[RelaxOutcome], baseline: Sequence[RelaxOutcome]) -> EnergyAgreement:
@@ -216,7 +220,7 @@ def measure(method: str, structures: list[Structure], engine: str, steps: int, f
         elif method == "chunked":
             outcomes = relax_chunked(structures, engine, steps, fmax, chunk_size)
         else:
-            outcomes = relax_torch_sim(structures, engine, steps, fmax, chunk_size)
+            outcomes, evaluations = relax_torch_sim(structures, engine, steps, fmax, chunk_size)
     except Exception as error:  # noqa: BLE001 - a method that cannot run is a result of the benchmark
         result.unavailable = error_line(error)
         return result
@@ -230,7 +234,10 @@ def measure(method: str, structures: list[Structure], engine: str, steps: int, f
     if result.wall_seconds > 0:
         result.relaxations_per_wall_second = result.relaxed / result.wall_seconds
     step_counts = [o.steps for o in outcomes if o.steps is not None]
-    result.mean_steps = sum(step_counts) / len(step_counts) if step_counts else None
+    if step_counts:
+        result.mean_steps = sum(step_counts) / len(step_counts)
+    elif method == "torch-sim" and outcomes:
+        result.mean_steps = evaluations / len(outcomes)
     return result
 
 
@@ -284,6 +291,33 @@ def study_relax_settings(steps: int | None = None, fmax: float | None = None, ch
     spec = StudySpec()
     return (spec.relax_steps if steps is None else steps, spec.relax_fmax if fmax is None else fmax,
             spec.relax_chunk if chunk_size is None else chunk_size)
+
+
+def cold_start_cpu_seconds(engine: str) -> float | None:
+    """CPU-seconds of a new Python process that imports atomate2's force-field maker and loads ``engine``'s potential.
+
+    Parameters
+    ----------
+    engine : str
+        A force field of :data:`pccd_flows.stability.engines.FORCE_FIELDS`.
+
+    Returns
+    -------
+    float or None
+        The child's user + system time (one torch thread); None if the process failed.
+    """
+    import subprocess
+
+    code = ("import torch; torch.set_num_threads(1)\n"
+            "from pccd_flows.stability.engines import force_field_maker\n"
+            f"force_field_maker({engine!r}).calculator\n")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        return None
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _versions() -> dict[str, str | None]:
@@ -372,6 +406,14 @@ def run_relax_bench(candidates: Sequence[BenchCandidate], engines: Sequence[str]
     if steps < 1 or chunk_size < 1 or not fmax > 0:
         raise ValueError(f"steps ({steps}) and chunk size ({chunk_size}) must be >= 1 and fmax ({fmax}) > 0")
     say = progress or (lambda line: None)
+    # read before the measurements: relaxing with torch-sim applies the workaround the notes describe
+    notes = compatibility_notes() if "torch-sim" in methods and any(unavailable_reason(e) is None for e in engines) \
+        else []
+    cold_start = {}
+    if BASELINE in methods:
+        for engine in engines:
+            say(f"cold start of a process loading {engine}")
+            cold_start[engine] = cold_start_cpu_seconds(engine)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(torch_threads)
     try:
@@ -379,10 +421,9 @@ def run_relax_bench(candidates: Sequence[BenchCandidate], engines: Sequence[str]
     finally:  # the caller's setting back: a benchmark should not change how the rest of the process runs
         torch.set_num_threads(threads_before)
     fastest = compare(measurements)
-    ran_torch_sim = any(m.method == "torch-sim" and m.unavailable is None for m in measurements)
-    notes = compatibility_notes() if ran_torch_sim else []
     return RelaxBenchReport(
         source=source, candidates=list(candidates), engines=list(engines), steps=steps, fmax=fmax,
         chunk_size=chunk_size, optimizer="FIRE", torch_threads=torch_threads, cpu_count=os.cpu_count(),
         machine=f"{platform.platform()}, Python {platform.python_version()}",
-        versions=_versions(), notes=notes, measurements=measurements, fastest_at_equal_convergence=fastest)
+        versions=_versions(), notes=notes, cold_start_cpu_seconds=cold_start, measurements=measurements,
+        fastest_at_equal_convergence=fastest)

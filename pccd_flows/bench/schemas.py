@@ -45,7 +45,9 @@ class MethodMeasurement(BaseModel):
         None, description="Relaxations per CPU-second over those of (a) with the same engine.")
     wall_ratio_vs_per_candidate: float | None = None
     energy_agreement: EnergyAgreement | None = Field(None, description="Against (a) with the same engine.")
-    mean_steps: float | None = Field(None, description="Mean optimizer steps of the relaxed candidates, if known.")
+    mean_steps: float | None = Field(
+        None, description="Force evaluations per candidate: atomate2's trajectory length in (a)/(b); in (c) the "
+                          "structures of every batched forward pass, summed, over n.")
     outcomes: list[RelaxOutcome] = Field(default_factory=list, description="Per candidate, in candidate order.")
     unavailable: str | None = Field(None, description="Why this method has no numbers here (measured).")
 
@@ -65,6 +67,10 @@ class RelaxBenchReport(BaseModel):
     machine: str
     versions: dict[str, str | None]
     notes: list[str] = Field(default_factory=list)
+    cold_start_cpu_seconds: dict[str, float | None] = Field(
+        default_factory=dict, description="Per engine: CPU-seconds of a fresh Python process that imports atomate2's "
+        "maker and loads the potential, what a job run in a process of its own (a FireWork per queue job) adds: per "
+        "candidate in (a), per chunk in (b). Not part of the methods' CPU seconds, which run in one warm process.")
     measurements: list[MethodMeasurement]
     fastest_at_equal_convergence: dict[str, str] = Field(
         default_factory=dict, description="Per engine: the method with the most relaxations per CPU-second among "

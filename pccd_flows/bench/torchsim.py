@@ -87,7 +87,8 @@ def _sevennet_model(engine: str):
     return SevenNetModel(model=calculator.model, device=kwargs.get("device", "cpu"))
 
 
-def relax_with_torch_sim(structures: list[Structure], engine: str, steps: int, fmax: float) -> list[RelaxOutcome]:
+def relax_with_torch_sim(structures: list[Structure], engine: str, steps: int, fmax: float
+                         ) -> tuple[list[RelaxOutcome], int]:
     """Relax structures in one batch with torch-sim's FIRE and Frechet cell filter, the model loaded once.
 
     Parameters
@@ -105,15 +106,26 @@ def relax_with_torch_sim(structures: list[Structure], engine: str, steps: int, f
     -------
     list of RelaxOutcome
         In the order of ``structures``; the whole chunk carries the error when the batch fails.
+    int
+        Structure-evaluations of the potential: each forward pass counts the structures of its batch (torch-sim
+        drops converged structures from the batch, so this over all structures is their mean step count).
     """
     reason = unavailable_reason(engine)
     if reason is not None:
-        return [RelaxOutcome(error=reason) for _ in structures]
+        return [RelaxOutcome(error=reason) for _ in structures], 0
+    evaluations = []
     try:
         import torch
         import torch_sim as ts
 
         model = _sevennet_model(engine)
+        forward = model.forward
+
+        def counted_forward(state, *args, **kwargs):
+            evaluations.append(int(state.n_systems))
+            return forward(state, *args, **kwargs)
+
+        model.forward = counted_forward
         converged_after = ts.generate_force_convergence_fn(force_tol=fmax, include_cell_forces=True)
         final = ts.optimize(system=list(structures), model=model, optimizer=ts.frechet_cell_fire,
                             convergence_fn=converged_after, max_steps=steps, autobatcher=False)
@@ -121,11 +133,11 @@ def relax_with_torch_sim(structures: list[Structure], engine: str, steps: int, f
         energies = final.energy.detach().tolist()
         atoms = torch.bincount(final.system_idx, minlength=len(structures)).tolist()
     except Exception as error:  # noqa: BLE001 - recorded on each structure of the chunk, never raised
-        return [RelaxOutcome(error=error_line(error)) for _ in structures]
+        return [RelaxOutcome(error=error_line(error)) for _ in structures], sum(evaluations)
     outcomes = []
     for energy, count, ok in zip(energies, atoms, converged, strict=True):
         if not math.isfinite(energy):
             outcomes.append(RelaxOutcome(error=f"non-finite energy {energy}"))
         else:
             outcomes.append(RelaxOutcome(energy_per_atom=energy / count, converged=bool(ok)))
-    return outcomes
+    return outcomes, sum(evaluations)

@@ -138,5 +138,10 @@ def relax_command(
             f"{m.cpu_ratio_vs_per_candidate:.2f}x" if m.cpu_ratio_vs_per_candidate else "-",
             f"{agreement.max_abs_ev_per_atom:.4f}" if agreement and agreement.max_abs_ev_per_atom is not None else "-")
     stdout.print(table)
+    for engine, seconds in report.cold_start_cpu_seconds.items():
+        stdout.print(f"{engine}: a new process that imports atomate2 and loads the potential: "
+                     f"{f'{seconds:.1f} CPU-s' if seconds is not None else 'failed'}")
+    for note in report.notes:
+        stdout.print(f"note: {note}", highlight=False)
     for engine, method in report.fastest_at_equal_convergence.items():
         stdout.print(f"{engine}: fastest at equal convergence: {method}")

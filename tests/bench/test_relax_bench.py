@@ -56,6 +56,8 @@ def test_every_method_is_measured_on_the_same_candidates(report):
             assert key in m
         assert m["n"] == 3 and m["engine"] == "sevennet"
     assert set(report["fastest_at_equal_convergence"]) <= {"sevennet"}
+    # a process of its own per job pays imports and the potential's load: measured beside the methods
+    assert report["cold_start_cpu_seconds"]["sevennet"] > 0
 
 
 def test_ratios_come_from_the_measurements(report):
@@ -93,6 +95,7 @@ def test_torch_sim_has_a_number_or_says_why(report):
         assert "not installed" in torch_sim["unavailable"]
     else:
         assert torch_sim["unavailable"] is None, torch_sim["unavailable"]
+        assert torch_sim["mean_steps"] >= 1  # counted from the batches' forward passes
         # the same potential relaxed by another FIRE: close energies for these small steps
         assert torch_sim["energy_agreement"]["max_abs_ev_per_atom"] < 0.05
 
