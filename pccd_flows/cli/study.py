@@ -17,12 +17,13 @@ from pccd_flows.cli.common import (
     MinCovalentRatioOption,
     RepulsionOption,
     SamplerStepsOption,
-    add_to_launchpad,
     check_store_location,
     echo,
     fail,
+    job_progress,
     print_json,
     progress_bar,
+    require_file,
     require_output_dir,
     require_output_file,
     stderr,
@@ -48,8 +49,11 @@ def paper_746_command(
     per_batch: Annotated[int, typer.Option("--per-batch", min=1)] = 16,
     relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="Relaxation step cap.")] = 300,
     relax_fmax: Annotated[float, typer.Option("--relax-fmax", min=0.001, help="Force convergence, eV/A.")] = 0.1,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Relaxation processes (default: one per "
-                                                                          "core).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes here (default: one per "
+                                                                          "core; 1 runs in this process).")] = None,
+    chunk_size: Annotated[int | None, typer.Option("--chunk-size", min=1, help="Candidates per relaxation job "
+                                                                               "(default: PCCD_RELAX_CHUNK_SIZE).")
+                          ] = None,
     sampler_steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
     sampler_eta: EtaOption = DEFAULT_SAMPLER_ETA,
     sampler_repulsion: RepulsionOption = DEFAULT_REPULSION_RATIO,
@@ -57,11 +61,12 @@ def paper_746_command(
     icsd_oxidation_states: IcsdOxidationStatesOption = True,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
     name: Annotated[str, typer.Option("--name", help="The study's name in the store.")] = "paper-746",
-    run_locally: Annotated[bool, typer.Option("--run-locally", help="Relax here, over --workers processes "
-                                                                      "(the default).")] = False,
-    launchpad: Annotated[Path | None, typer.Option("--launchpad", help="Screen here, then add the relaxations and "
-                                                                       "hull placements to this LaunchPad for "
-                                                                       "`rlaunch`.")] = None,
+    run_locally: Annotated[bool, typer.Option("--run-locally", help="Run the study's flow here, over --workers "
+                                                                      "processes (the default).")] = False,
+    launchpad: Annotated[Path | None, typer.Option("--launchpad", help="Add the study's flow to this LaunchPad "
+                                                                       "for `rlaunch` (generation jobs in category "
+                                                                       "generate, one relaxation per chunk in "
+                                                                       "relax).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted study of the same settings.")
                       ] = False,
 ) -> None:
@@ -70,10 +75,13 @@ def paper_746_command(
     from pccd_flows.settings import get_settings
     from pccd_flows.stability.engines import FORCE_FIELDS, EngineError, check_engine
     from pccd_flows.stores.candidates import CandidateStore
-    from pccd_flows.study.paper746 import StudySpec, run_study, submit_relaxations
+    from pccd_flows.study.paper746 import StudySpec, run_study, submit_study
 
     if run_locally and launchpad is not None:
         fail("choose one of --run-locally and --launchpad FILE")
+    if launchpad is not None:
+        require_file(launchpad, "--launchpad")
+    check_store_location()
     try:
         engine = check_engine(engine)
     except EngineError as exc:
@@ -87,6 +95,7 @@ def paper_746_command(
                      sampler_repulsion=sampler_repulsion,
                      min_covalent_ratio=min_covalent_ratio or None, require_icsd_oxidation_states=icsd_oxidation_states,
                      **({"relax_workers": workers} if workers else {}),
+                     **({"relax_chunk": chunk_size} if chunk_size else {}),
                      checkpoint=str(checkpoint.resolve()) if checkpoint else None)
     stderr.print(f"study {name}: {target} structures over {len(spec.chemical_systems())} systems, {engine}, "
                  f"reference {spec.reference}{' (resuming)' if resume else ''}")
@@ -95,20 +104,35 @@ def paper_746_command(
         with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
             warnings.simplefilter("ignore")
             candidates = CandidateStore()
-            progress = run_study(spec, candidates, settings.store_dir, resume=resume, log=stderr.print,
-                                 relax_here=launchpad is None)
             if launchpad is not None:
-                submitted = submit_relaxations(spec, candidates, progress, settings.store_dir,
-                                               lambda workflow: add_to_launchpad(workflow, launchpad))
+                from pccd_flows.pipeline.executors import open_launchpad
+
+                added = submit_study(spec, candidates, settings.store_dir, open_launchpad(launchpad), resume)
+            else:
+                with job_progress():  # one line per job as it starts (in this process; workers print their own)
+                    progress = run_study(spec, candidates, settings.store_dir, resume=resume, log=stderr.print)
     except (ValueError, RuntimeError) as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        fail(f"interrupted; what finished is in the store: `pccd study paper-746 --name {name} --resume` goes on "
+             "from there", code=130)
     if launchpad is not None:
-        stdout.print(f"{progress.screened} screened; {submitted} relaxations added to {launchpad} "
-                     f"({len(progress.submitted) - submitted} added before); run them with `rlaunch rapidfire`, then "
-                     f"`pccd report study --name {name}`")
+        if added:
+            stdout.print(f"added {added} fireworks to {launchpad}; run them with `rlaunch rapidfire`, then "
+                         f"`pccd report study --name {name}`")
+        else:
+            stdout.print(f"added 0 fireworks to {launchpad}: the study's workflow added before is not finished "
+                         "there (or nothing is left); run `rlaunch rapidfire` (`lpad rerun_fws -s FIZZLED` reruns "
+                         "failed ones)")
         return
-    stderr.print(f"done in {progress.wall_seconds:.0f} s: {progress.screened} screened, {progress.relaxed} relaxed, "
-                 f"{progress.judged} judged; `pccd report study --name {name}`")
+    stderr.print(f"{progress.executor}, {progress.wall_seconds:.0f} s in all: {progress.screened} screened, "
+                 f"{progress.relaxed} relaxed ({progress.relax_failed} failed), {progress.judged} judged; "
+                 f"`pccd report study --name {name}`")
+    if progress.failed_jobs:
+        fail(f"{len(progress.failed_jobs)} job(s) failed: {', '.join(progress.failed_jobs)}; rerun with --resume",
+             code=1)
+    if progress.unjudged:
+        fail("no hull for " + "; ".join(f"{system}: {why}" for system, why in progress.unjudged.items()), code=1)
 
 
 @study_app.command("case-studies")

@@ -1,6 +1,12 @@
 """The paper's screening study: PCCD oxides of alkaline-earth, rare-earth and transition metals, screened to a target
-number, relaxed, and judged against the convex hull. Everything lives in the candidate store, so an interrupted
-study resumes where it stopped.
+number, relaxed, and judged against the convex hull.
+
+The study is a jobflow Flow of the screening Makers (:class:`StudyFlowMaker`): a screening job generates and
+prefilters seeded batches until enough new candidates passed, then adds their relaxations (one job per chunk) with a
+stability job each, and the next screening job, until exactly the target passed. It runs wherever a flow runs: here
+(:func:`pccd_flows.pipeline.executors.run_flow`, in this process or over N worker processes on a private embedded
+LaunchPad) or on a user's LaunchPad (:func:`submit_study`). Everything lives in the candidate store, the one record
+of what is done: a resumed study is a new flow made from it, which redoes nothing finished.
 
 The element pools follow the paper's text ("rare-earth, alkaline-earth and transition-metal elements") and its
 examples (Ca2SnO4, Mg3CdO4, MgSc2O4): ternary A-B-O with A an alkaline earth and B a rare earth, a transition metal
@@ -10,25 +16,37 @@ or Sn, and binary oxides of all of them.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import time
-import warnings
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from multiprocessing import get_context
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from jobflow import Flow, Maker, Response, job
+from maggma.core import Store
 from pydantic import BaseModel, Field
 
+from pccd_flows.makers.generate import GenerateCandidatesMaker
+from pccd_flows.makers.prefilter import PrefilterMaker
+from pccd_flows.makers.relax import GENERATE_CATEGORY, RelaxCandidatesMaker
+from pccd_flows.makers.stability import StabilityMaker
 from pccd_flows.schemas.candidate import CandidateDoc
 from pccd_flows.settings import DEFAULT_REPULSION_RATIO, DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
+
+logger = logging.getLogger(__name__)
 
 ALKALINE_EARTHS = ("Mg", "Ca", "Sr", "Ba")
 RARE_EARTHS = ("Sc", "Y", "La", "Ce", "Nd", "Sm", "Gd")
 TRANSITION_METALS = ("Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Zr", "Nb", "Mo", "Cd", "Hf", "Ta", "W")
 POST_TRANSITION = ("Sn",)  # the paper's Ca2SnO4
 CASE_STUDY_SYSTEMS = {"Ca2SnO4": "Ca-O-Sn", "Mg3CdO4": "Cd-Mg-O", "MgSc2O4": "Mg-O-Sc"}
+
+
+def _settings():
+    from pccd_flows.settings import get_settings
+
+    return get_settings()
 
 
 def chemsys(*elements: str) -> str:
@@ -49,9 +67,10 @@ class StudySpec(BaseModel):
     reference: str = "mp-structures"
     relax_steps: int = Field(300, ge=1, description="Relaxation step cap (FIRE, cell and positions).")
     relax_fmax: float = Field(0.1, gt=0, description="Force convergence of the relaxations, eV/A.")
-    relax_chunk: int = Field(8, ge=1, description="Structures per force-field call (the model loads once).")
+    relax_chunk: int = Field(default_factory=lambda: _settings().relax_chunk_size, ge=1,
+                             description="Candidates per relaxation job (one FireWork each; the model loads once).")
     relax_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
-                               description="Relaxation processes, one torch thread each.")
+                               description="Worker processes here (one torch thread each); 1 runs in-process.")
     checkpoint: str | None = None
     sampler_steps: int = DEFAULT_SAMPLER_STEPS
     sampler_eta: float = DEFAULT_SAMPLER_ETA
@@ -96,26 +115,33 @@ class StudySpec(BaseModel):
 
 
 class StudyProgress(BaseModel):
-    """The study's own record (next to the candidate store): phases done and wall time, summed over resumes."""
+    """The study's own record (next to the candidate store): its settings and the wall time summed over resumes.
+    The counts are read from the candidate store at the end of each run (the store is the record of what is done)."""
 
     spec: StudySpec
     batches_done: int = 0
     screened: int = 0
     relaxed: int = 0
+    relax_failed: int = 0
     judged: int = 0
     wall_seconds: float = 0.0
     finished: bool = False
-    submitted: list[str] = Field(default_factory=list, description="Candidates handed to a LaunchPad to relax.")
+    executor: str | None = Field(None, description="Where the last run ran (run_locally, N workers, a LaunchPad).")
+    failed_jobs: list[str] = Field(default_factory=list, description="Jobs of the last run that failed.")
+    unjudged: dict[str, str] = Field(default_factory=dict, description="Chemical system -> why relaxed candidates "
+                                                                       "have no hull placement.")
+    launchpad_workflow: str | None = Field(None, description="Name of the workflow added to a LaunchPad, if any.")
+    submitted: list[str] = Field(default_factory=list, description="Legacy: candidates handed to a LaunchPad.")
 
 
 def progress_path(spec: StudySpec, store_dir: Path) -> Path:
     return Path(store_dir) / "studies" / f"{spec.name}.json"
 
 
-# free to change between resumes: how the work is spread over processes, and where the checkpoint lies (the
-# candidates' provenance pins the model itself, see _check_same_checkpoint)
+# free to change between resumes: how the work is spread over processes, where the checkpoint lies (the
+# candidates' provenance pins the model itself, see check_same_checkpoint), and how candidates are relaxed (a
+# relaxation with other settings is redone, so that all of the study's candidates are relaxed alike)
 EXECUTION_FIELDS = {"target", "relax_chunk", "relax_workers", "checkpoint"}
-# how candidates are relaxed: free to change only while none has been relaxed
 RELAX_FIELDS = {"relax_steps", "relax_fmax"}
 # what a field meant in progress records written before it existed (the behaviour of that time)
 FIELDS_ADDED_LATER = {"sampler_repulsion": 0.0}
@@ -127,8 +153,7 @@ def load_progress(spec: StudySpec, store_dir: Path, resume: bool) -> StudyProgre
         recorded = json.loads(path.read_text())
         recorded["spec"] = {**FIELDS_ADDED_LATER, **recorded["spec"]}
         previous = StudyProgress.model_validate(recorded)
-        nothing_relaxed = previous.relaxed == 0 and not previous.submitted
-        free = EXECUTION_FIELDS | (RELAX_FIELDS if nothing_relaxed else set())
+        free = EXECUTION_FIELDS | RELAX_FIELDS
         before = previous.spec.model_dump(exclude=free)
         changed = sorted(k for k, v in spec.model_dump(exclude=free).items() if before.get(k) != v)
         if changed:
@@ -153,80 +178,6 @@ def save_progress(progress: StudyProgress, store_dir: Path) -> None:
     path.write_text(progress.model_dump_json(indent=2))
 
 
-def run_study(spec: StudySpec, candidates, store_dir: Path, resume: bool = False,
-              log: Callable[[str], None] = print, relax_here: bool = True) -> StudyProgress:
-    """Screen to ``spec.target`` candidates, relax them, judge them; returns the progress record.
-
-    Resuming regenerates no finished batch (batches are counted in the progress record and their candidates are
-    in the store), relaxes only unrelaxed candidates, and judges only unjudged ones. ``relax_here=False`` stops
-    after the screening (the relaxations then go to FireWorks workers through :func:`submit_relaxations`).
-    """
-    started = time.perf_counter()
-    progress = load_progress(spec, store_dir, resume)
-    if not resume and candidates.count({"study": spec.name}):
-        raise ValueError(f"the store already holds study {spec.name!r}: add --resume to continue it")
-
-    def checkpoint_progress(**update) -> None:
-        nonlocal started
-        now = time.perf_counter()
-        update["wall_seconds"] = progress.wall_seconds + (now - started)
-        started = now
-        for key, value in update.items():
-            setattr(progress, key, value)
-        save_progress(progress, store_dir)
-
-    _screen(spec, candidates, progress, checkpoint_progress, log)
-    if not relax_here:
-        checkpoint_progress()
-        return progress
-    _relax_and_judge(spec, candidates, checkpoint_progress, log)
-    checkpoint_progress(finished=True)
-    return progress
-
-
-def relaxations_flow(spec: StudySpec, candidates, skip: set[str] = frozenset()):
-    """The relaxations and hull placements still to do, as one jobflow Flow for FireWorks workers: per system, a
-    relaxation job per candidate (atomate2's makers, fanned out by ``RelaxCandidatesMaker``) and one stability job,
-    both writing to the study's candidate store; and the candidates it relaxes. ``None`` if nothing is left."""
-    from jobflow import Flow
-
-    from pccd_flows.makers.relax import RelaxCandidatesMaker, needs_relaxation, relaxation_settings
-    from pccd_flows.makers.stability import StabilityMaker
-
-    relax = RelaxCandidatesMaker(engine=spec.engine, steps=spec.relax_steps, fmax=spec.relax_fmax,
-                                 store=candidates.store)
-    settings = relaxation_settings(spec.engine, spec.relax_steps, spec.relax_fmax)
-    stability = StabilityMaker(reference=spec.reference, engine=spec.engine, store=candidates.store)
-    jobs, ids = [], []
-    for system in spec.chemical_systems():
-        todo = [d for d in study_candidates(candidates, spec.name, system=system)
-                if d.candidate_id not in skip and needs_relaxation(d, settings)]
-        if not todo:
-            continue
-        relaxed = relax.make(todo)
-        relaxed.name = f"{spec.name} relax {system}"
-        judged = stability.make(relaxed.output)
-        judged.name = f"{spec.name} stability {system}"
-        jobs += [relaxed, judged]
-        ids += [d.candidate_id for d in todo]
-    return (Flow(jobs, name=f"{spec.name} relaxations"), ids) if jobs else (None, [])
-
-
-def submit_relaxations(spec: StudySpec, candidates, progress: StudyProgress, store_dir: Path, add_workflow
-                       ) -> int:
-    """Hand the study's remaining relaxations to a LaunchPad (``add_workflow(workflow)``); candidates handed over
-    before are not handed over again (FireWorks' ``lpad rerun_fws`` reruns failed ones). Returns how many went."""
-    from pccd_flows.stores.config import fireworks_workflow
-
-    flow, ids = relaxations_flow(spec, candidates, skip=set(progress.submitted))
-    if flow is None:
-        return 0
-    add_workflow(fireworks_workflow(flow))
-    progress.submitted = sorted({*progress.submitted, *ids})
-    save_progress(progress, store_dir)
-    return len(ids)
-
-
 def study_candidates(candidates, name: str, selected_only: bool = True, system: str | None = None
                      ) -> list[CandidateDoc]:
     criteria = {"study": name, **({"prefilter.passed": True} if selected_only else {}),
@@ -241,169 +192,293 @@ def load_study_model(spec: StudySpec):
     return load_generator(spec.checkpoint)
 
 
-def generate_and_prefilter(candidates, spec: StudySpec, system: str, n: int, seed: int, tags: dict,
-                           composition: str | None = None, progress: Callable[[int], None] | None = None
-                           ) -> list[CandidateDoc]:
-    """A seeded batch of one system (of one exact ``composition`` if given) from the study's checkpoint, judged by
-    the prefilter against the store's earlier candidates of that system (not yet stored: the caller decides what to
-    keep)."""
-    from pccd_flows.pipeline import generate_candidates, prefilter_against_store
-
-    docs = generate_candidates(system, n, seed, spec.sampler_settings(), spec.checkpoint, composition=composition,
-                               tags=tags, progress=progress)
-    return prefilter_against_store(docs, candidates, spec.prefilter_settings())
-
-
-def _check_same_checkpoint(spec: StudySpec, candidates, checkpoint: dict) -> None:
+def check_same_checkpoint(name: str, candidates, checkpoint: dict) -> None:
     """A study's candidates all come from one checkpoint: resuming after the default checkpoint changed (a new
     release) must not mix two models in one distribution."""
-    earlier = list(candidates.find({"study": spec.name}, limit=1))
+    earlier = list(candidates.find({"study": name}, limit=1))
     if earlier and earlier[0].provenance.checkpoint_sha256 != checkpoint["sha256"]:
         raise ValueError(
-            f"study {spec.name!r} was generated with checkpoint {earlier[0].provenance.checkpoint_sha256[:12]}, "
+            f"study {name!r} was generated with checkpoint {earlier[0].provenance.checkpoint_sha256[:12]}, "
             f"not {checkpoint['sha256'][:12]} ({checkpoint.get('path')}): resume it with --checkpoint pointing "
             "at that file, or start another --name")
 
 
-def _screen(spec, candidates, progress, checkpoint_progress, log) -> None:
-    def passed_in_store(**query) -> int:
-        return candidates.count({"study": spec.name, "prefilter.passed": True, **query})
+class ScreenedBatches(BaseModel):
+    """What one screening job did."""
 
-    passed = passed_in_store()
-    if passed >= spec.target:
-        checkpoint_progress(screened=passed)
-        return
-    systems = spec.chemical_systems()
-    _check_same_checkpoint(spec, candidates, load_study_model(spec)[2])
-    batch = progress.batches_done
-    while passed < spec.target:
-        if batch >= spec.max_batches:
-            raise RuntimeError(f"{spec.max_batches} batches passed only {passed} of {spec.target} candidates")
-        system = systems[batch % len(systems)]
-        judged = generate_and_prefilter(candidates, spec, system, spec.per_batch,
-                                        spec.seed * 1_000_003 + batch, {"study": spec.name, "study_batch": batch})
-        # counted from the store, without this batch: an interruption after storing a batch but before recording
-        # it regenerates the same candidates, which must not count twice
-        room = spec.target - passed_in_store(study_batch={"$ne": batch})
-        kept = []
-        for doc in judged:  # exactly the target: candidates past it are kept, marked as over the target
-            if doc.prefilter.passed and room <= 0:
-                doc = doc.model_copy(update={"prefilter": doc.prefilter.model_copy(
-                    update={"passed": False, "reject_reason": "beyond the study's target"})})
-            elif doc.prefilter.passed:
-                room -= 1
-            kept.append(doc)
-        candidates.upsert(kept)
-        passed = passed_in_store()
-        batch += 1
-        checkpoint_progress(batches_done=batch, screened=passed)
-        log(f"batch {batch} ({system}): {sum(d.prefilter.passed for d in kept)} of {len(kept)} passed; "
-            f"{passed}/{spec.target} screened")
+    first_batch: int
+    next_batch: int
+    passed_now: int = Field(description="Candidates of these batches that passed (within the target).")
+    passed: int = Field(description="The study's passed candidates in the store after these batches.")
+    target: int
 
 
-def relax_candidates(docs: list[CandidateDoc], engine: str, steps: int, fmax: float) -> list[CandidateDoc]:
-    """One chunk on one loaded potential (:func:`pccd_flows.pipeline.relax_candidates`); failures per candidate."""
-    from pccd_flows.pipeline import relax_candidates as relax_chunk
+@dataclass
+class StudyFlowMaker(Maker):
+    """The study as a jobflow Flow of the screening Makers, screening batches until exactly ``target`` passed.
 
-    return relax_chunk(docs, engine, steps, fmax)
+    Each screening job (:meth:`screen`, category ``generate``) generates seeded batches (batch ``b`` is system
+    ``systems[b % len(systems)]`` with seed ``seed * 1_000_003 + b``) and prefilters them with the ``generate``
+    and ``prefilter`` Makers' settings through :mod:`pccd_flows.pipeline`, stores them (candidates past the
+    target are kept, marked as over it), and once ``relax.chunk_size`` new ones passed (or the target is reached)
+    adds, through a jobflow ``Response``, one ``relax`` job per chunk (category ``relax``) with a ``stability`` job
+    each, and the next screening job. Screening jobs follow one another, so the target is met exactly; relaxations
+    run beside them.
+
+    Parameters
+    ----------
+    name : str
+        The Maker's name (jobflow renames it with its jobs).
+    study : str
+        The study's name (stored on every candidate).
+    target : int
+        Candidates that pass the screening, exactly.
+    systems : list of str
+        Chemical systems, in batch order.
+    seed, per_batch, max_batches : int
+        Seed of the study, structures per batch, and the batch count at which it gives up (clearly).
+    generate, prefilter, relax, stability : Maker
+        The screening Makers; their stores are the study's candidate store.
+    store : Store, optional
+        The candidate store (default: the configured one, resolved when the flow is made).
+    """
+
+    name: str = "pccd study"
+    study: str = "paper-746"
+    target: int = 746
+    systems: list[str] = field(default_factory=list)
+    seed: int = 0
+    per_batch: int = 16
+    max_batches: int = 2000
+    generate: GenerateCandidatesMaker = field(default_factory=GenerateCandidatesMaker)
+    prefilter: PrefilterMaker = field(default_factory=PrefilterMaker)
+    relax: RelaxCandidatesMaker = field(default_factory=RelaxCandidatesMaker)
+    stability: StabilityMaker = field(default_factory=StabilityMaker)
+    store: Store | None = None
+
+    @classmethod
+    def from_spec(cls, spec: StudySpec, store: Store | None = None) -> StudyFlowMaker:
+        """The Makers of a :class:`StudySpec`, all writing to ``store`` (default: the configured candidate store)."""
+        from pccd_flows.stores.config import candidate_store
+
+        store = store if store is not None else candidate_store()
+        return cls(study=spec.name, target=spec.target, systems=spec.chemical_systems(), seed=spec.seed,
+                   per_batch=spec.per_batch, max_batches=spec.max_batches,
+                   generate=GenerateCandidatesMaker(checkpoint=spec.checkpoint, n=spec.per_batch,
+                                                    steps=spec.sampler_steps, eta=spec.sampler_eta,
+                                                    repulsion=spec.sampler_repulsion),
+                   prefilter=PrefilterMaker(min_covalent_ratio=spec.min_covalent_ratio,
+                                            require_icsd_oxidation_states=spec.require_icsd_oxidation_states,
+                                            store=store),
+                   relax=RelaxCandidatesMaker(engine=spec.engine, steps=spec.relax_steps, fmax=spec.relax_fmax,
+                                              chunk_size=spec.relax_chunk, store=store),
+                   stability=StabilityMaker(reference=spec.reference, engine=spec.engine, store=store),
+                   store=store)
+
+    def candidates(self):
+        from pccd_flows.stores.candidates import CandidateStore
+
+        return CandidateStore(self.store)
+
+    def make(self) -> Flow:
+        """The study's remaining work, from what the candidate store holds.
+
+        Returns
+        -------
+        Flow
+            Relaxations (by chunk, with a stability job each) of passed candidates not relaxed with these settings,
+            a stability job for relaxed candidates not judged against this reference, and, while fewer than the
+            target passed, the screening job of the next batch. Empty when the study is done.
+        """
+        from pccd_flows.pipeline import needs_relaxation, relaxation_settings
+
+        candidates = self.candidates()
+        passed = study_candidates(candidates, self.study)
+        jobs = self.relax_and_judge(passed)
+        settings = relaxation_settings(self.relax.engine, self.relax.steps, self.relax.fmax)
+        unjudged = [d for d in passed if not needs_relaxation(d, settings) and d.relaxation.energy_per_atom is not None
+                    and (d.stability is None or d.stability.reference != self.stability.reference)]
+        if unjudged:
+            judge = self.stability.make(unjudged)
+            judge.name = f"{self.study} stability of {len(unjudged)} relaxed"
+            jobs.append(judge)
+        if len(passed) < self.target:  # from the batch after the last stored (every batch stores all it made)
+            jobs.append(self.screen_job(next_batch(candidates, self.study)))
+        return Flow(jobs, name=f"{self.study} study")
+
+    def screen_job(self, batch: int):
+        screen = self.screen(batch)
+        screen.name = f"{self.study} screen from batch {batch}"
+        # not dynamic, and not passed on: jobflow would give the jobs it adds (the relaxations) the GPU category
+        screen.update_config({"manager_config": {"_category": GENERATE_CATEGORY}}, dynamic=False)
+        screen.config.pass_manager_config = False
+        return screen
+
+    def relax_and_judge(self, docs: list[CandidateDoc]) -> list:
+        """One relaxation job per chunk of ``docs`` that need relaxing, each followed by a stability job."""
+        jobs = []
+        for relax in self.relax.chunk_jobs(docs):
+            judge = self.stability.make(relax.output)
+            judge.name = f"stability {relax.name.removeprefix('relax ').split(':')[0]}"
+            jobs += [relax, judge]
+        return jobs
+
+    @job
+    def screen(self, batch: int) -> Response:
+        """Generate and prefilter batches from ``batch`` on until ``relax.chunk_size`` new candidates passed or the
+        target is reached; add their relaxations and judgements, and the next screening job."""
+        from pccd_flows.pipeline import generate_candidates, load_generator, prefilter_against_store
+        from pccd_flows.settings import get_settings
+
+        candidates = self.candidates()
+        query = {"study": self.study, "prefilter.passed": True}
+        passed, first, new = candidates.count(query), batch, []
+        chunk = self.relax.chunk_size or get_settings().relax_chunk_size
+        if passed < self.target:
+            check_same_checkpoint(self.study, candidates, load_generator(self.generate.checkpoint)[2])
+        while passed < self.target and len(new) < chunk:
+            if batch >= self.max_batches:
+                raise RuntimeError(f"{self.max_batches} batches passed only {passed} of {self.target} candidates")
+            system = self.systems[batch % len(self.systems)]
+            docs = generate_candidates(system, self.per_batch, self.seed * 1_000_003 + batch,
+                                       self.generate.sampler_settings(), self.generate.checkpoint,
+                                       tags={"study": self.study, "study_batch": batch})
+            judged = prefilter_against_store(docs, candidates, self.prefilter.settings())
+            # counted from the store, without this batch: a batch stored by a job that was then interrupted is
+            # generated again (the same candidates), and must not count twice
+            room = self.target - candidates.count({**query, "study_batch": {"$ne": batch}})
+            kept = []
+            for doc in judged:  # exactly the target: candidates past it are kept, marked as over the target
+                if doc.prefilter.passed and room <= 0:
+                    doc = doc.model_copy(update={"prefilter": doc.prefilter.model_copy(
+                        update={"passed": False, "reject_reason": "beyond the study's target"})})
+                elif doc.prefilter.passed:
+                    room -= 1
+                kept.append(doc)
+            candidates.upsert(kept)
+            new += [d for d in kept if d.prefilter.passed]
+            passed = candidates.count(query)
+            logger.info("batch %d (%s): %d of %d passed; %d/%d screened", batch, system,
+                        sum(d.prefilter.passed for d in kept), len(kept), passed, self.target)
+            batch += 1
+        jobs = self.relax_and_judge(new)
+        if passed < self.target:
+            jobs.append(self.screen_job(batch))
+        output = ScreenedBatches(first_batch=first, next_batch=batch, passed_now=len(new), passed=passed,
+                                 target=self.target)
+        return Response(output=output, addition=Flow(jobs, name=f"{self.study} batches {first}-{batch - 1}")
+                        if jobs else None)
 
 
-def _one_torch_thread() -> None:
-    """Worker initializer: on CPU, CHGNet's small graphs run as fast on one thread as on two (measured, docs/study),
-    so one process per core relaxes twice as many structures."""
-    import torch
-
-    torch.set_num_threads(1)
+def next_batch(candidates, name: str) -> int:
+    """The batch after the last one the store holds for study ``name`` (0 for a new study)."""
+    last = list(candidates.find({"study": name, "study_batch": {"$ne": None}}, sort="study_batch"))
+    return (max(d.study_batch for d in last) + 1) if last else 0
 
 
-def warm_references(reference: str, system: str, engine: str) -> str | None:
-    """Compute (and cache in the reference store) a system's hull references; why not, if they cannot be made."""
-    from pccd_flows.stability.references import ReferenceError, reference_set
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            reference_set(reference, system.split("-"), engine)
-        except ReferenceError as exc:
-            return str(exc)
-    return None
-
-
-def _relax_and_judge(spec: StudySpec, candidates, checkpoint_progress, log) -> None:
-    """Relax every unrelaxed screened candidate in chunks spread over worker processes, and judge each system as
-    soon as its relaxations and references are in. Results are stored chunk by chunk, so an interruption loses at
-    most the chunks in flight."""
-    from pccd_flows.pipeline import needs_relaxation, relaxation_settings
+def study_status(spec: StudySpec, candidates, progress: StudyProgress) -> StudyProgress:
+    """``progress`` with its counts read from the candidate store, and why relaxed candidates are unjudged."""
+    from pccd_flows.pipeline import needs_relaxation, relaxation_settings, unjudged_reasons
 
     selected = study_candidates(candidates, spec.name)
     settings = relaxation_settings(spec.engine, spec.relax_steps, spec.relax_fmax)
-    done = sum(not needs_relaxation(d, settings) for d in selected)
-    tasks: list[tuple[str, str, tuple]] = []  # (system, kind, arguments)
-    for system in spec.chemical_systems():
-        of_system = [d for d in selected if d.chemsys == system]
-        todo = [d for d in of_system if needs_relaxation(d, settings)]
-        unjudged = [d for d in of_system if d.relaxation is not None and d.relaxation.energy_per_atom is not None
-                    and (d.stability is None or d.stability.reference != spec.reference)]
-        if not todo and not unjudged:
-            continue
-        tasks.append((system, "references", (spec.reference, system, spec.engine)))
-        tasks += [(system, "relax", (todo[i:i + spec.relax_chunk], spec.engine, spec.relax_steps, spec.relax_fmax))
-                  for i in range(0, len(todo), spec.relax_chunk)]
-    if not tasks:
-        return
-    remaining = {system: sum(t[0] == system for t in tasks) for system, _, _ in tasks}
-    started, relaxed_now, total = time.perf_counter(), 0, len(selected)
+    relaxed = [d for d in selected if not needs_relaxation(d, settings)]
+    judged = [d for d in relaxed if d.stability is not None and d.stability.reference == spec.reference]
+    unjudged = unjudged_reasons(relaxed, spec.reference, spec.engine)
+    return progress.model_copy(update={
+        "batches_done": next_batch(candidates, spec.name), "screened": len(selected),
+        "relaxed": sum(d.relaxation.error is None for d in relaxed),
+        "relax_failed": sum(d.relaxation.error is not None for d in relaxed), "judged": len(judged),
+        "unjudged": unjudged,
+        "finished": len(selected) >= spec.target and len(relaxed) == len(selected) and not unjudged})
 
-    def finished(system: str, kind: str, result) -> None:
-        nonlocal done, relaxed_now
-        if kind == "relax":
-            candidates.upsert(result)
-            done += len(result)
-            relaxed_now += len(result)
-            checkpoint_progress(relaxed=done)
-            rate = relaxed_now / (time.perf_counter() - started)
-            log(f"relaxed {done}/{total} ({system}; {rate * 3600:.0f}/h, about {(total - done) / rate / 60:.0f} min "
-                "left)")
-        elif result:
-            log(f"{system}: no hull references ({result})")
-        remaining[system] -= 1
-        if remaining[system] == 0:
-            _judge(spec, candidates, checkpoint_progress, log, system)
 
-    functions = {"references": warm_references, "relax": relax_candidates}
-    if spec.relax_workers == 1:
-        for system, kind, arguments in tasks:
-            finished(system, kind, functions[kind](*arguments))
-        return
-    # spawn, not fork: the parent may hold torch and sqlite state that must not be copied into workers
-    pool = ProcessPoolExecutor(spec.relax_workers, mp_context=get_context("spawn"), initializer=_one_torch_thread)
+def start_study(spec: StudySpec, candidates, store_dir: Path, resume: bool) -> StudyProgress:
+    """Check that the study may start (or resume) with these settings; its progress record."""
+    progress = load_progress(spec, store_dir, resume)
+    if not resume and candidates.count({"study": spec.name}):
+        raise ValueError(f"the store already holds study {spec.name!r}: add --resume to continue it")
+    if candidates.count({"study": spec.name, "prefilter.passed": True}) < spec.target:
+        check_same_checkpoint(spec.name, candidates, load_study_model(spec)[2])
+    return progress
+
+
+def run_study(spec: StudySpec, candidates, store_dir: Path, resume: bool = False,
+              log: Callable[[str], None] = print, workers: int | None = None) -> StudyProgress:
+    """Run the study's flow here until exactly ``spec.target`` passed and all are relaxed and judged.
+
+    Parameters
+    ----------
+    spec : StudySpec
+        The study.
+    candidates : CandidateStore
+        Its candidate store.
+    store_dir : Path
+        Where the progress record (and the private LaunchPad of several workers) go.
+    resume : bool
+        Continue a study the store holds (a new flow of its remaining work: nothing finished is redone).
+    log : callable
+        Where progress lines go.
+    workers : int, optional
+        Worker processes (default ``spec.relax_workers``): 1 runs in this process (jobflow's ``run_locally``);
+        more run on a private embedded FireWorks LaunchPad, one FireWork per job.
+
+    Returns
+    -------
+    StudyProgress
+        Its counts from the store, the wall time summed over runs, the failed jobs and any unjudged systems.
+    """
+    from pccd_flows.pipeline.executors import run_flow
+
+    progress = start_study(spec, candidates, store_dir, resume)
+    flow = StudyFlowMaker.from_spec(spec, candidates.store).make()
+    workers = workers or spec.relax_workers
+    log(f"study {spec.name}: {len(flow.jobs)} jobs to start with, {workers} worker(s)")
+    forward = _Forward(log)  # the screening jobs' batch lines, when they run in this process
+    logger.addHandler(forward)
+    logger.setLevel(logging.INFO)
     try:
-        pending: dict[Future, tuple[str, str]] = {pool.submit(functions[kind], *arguments): (system, kind)
-                                                  for system, kind, arguments in tasks}
-        while pending:
-            completed, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in completed:
-                system, kind = pending.pop(future)
-                finished(system, kind, future.result())
+        run = run_flow(flow, workers, Path(store_dir) / "studies" / f"{spec.name}-fireworks")
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        logger.removeHandler(forward)
+    progress = study_status(spec, candidates, progress).model_copy(update={
+        "wall_seconds": progress.wall_seconds + run.seconds, "executor": run.executor,
+        "failed_jobs": run.failed})
+    save_progress(progress, store_dir)
+    if run.interrupted:
+        raise KeyboardInterrupt
+    return progress
 
 
-def _judge(spec, candidates, checkpoint_progress, log, system: str) -> None:
-    from pccd_flows.pipeline import judge_candidates
-    from pccd_flows.pipeline.judge import write_judgements
+class _Forward(logging.Handler):
+    def __init__(self, log: Callable[[str], None]):
+        super().__init__()
+        self.log = log
 
-    selected = study_candidates(candidates, spec.name)
-    todo = [d for d in selected if d.chemsys == system and d.relaxation and d.relaxation.energy_per_atom is not None
-            and (d.stability is None or d.stability.reference != spec.reference)]
-    judged_count = len([d for d in selected if d.stability is not None and d.stability.reference == spec.reference])
-    if not todo:
-        return
-    result = judge_candidates(todo, spec.reference, spec.engine)
-    if result.reference_errors:
-        log(f"{system}: no hull ({result.reference_errors[system]}); its {len(todo)} candidates stay unjudged")
-        return
-    write_judgements(candidates, result.candidates)
-    judged_count += sum(d.stability is not None for d in result.candidates)
-    checkpoint_progress(judged=judged_count)
-    log(f"{system}: judged {len(result.candidates)}; {judged_count}/{len(selected)}")
+    def emit(self, record: logging.LogRecord) -> None:
+        self.log(record.getMessage())
+
+
+def submit_study(spec: StudySpec, candidates, store_dir: Path, launchpad, resume: bool = False) -> int:
+    """Add the study's flow to a FireWorks LaunchPad (``launchpad``: a ``LaunchPad``); returns how many FireWorks.
+
+    Nothing is added while the workflow added before is not finished on that LaunchPad (its FireWorks would do the
+    same work twice; ``lpad rerun_fws`` reruns failed ones); after it, a resume adds the study's remaining work.
+    """
+    from pccd_flows.stores.config import fireworks_workflow
+
+    progress = start_study(spec, candidates, store_dir, resume)
+    name = f"{spec.name} study"
+    if progress.launchpad_workflow and launchpad.get_wf_ids({"name": progress.launchpad_workflow,
+                                                             "state": {"$nin": ["COMPLETED", "ARCHIVED"]}}):
+        return 0
+    flow = StudyFlowMaker.from_spec(spec, candidates.store).make()
+    if not flow.jobs:
+        return 0
+    workflow = fireworks_workflow(flow)
+    workflow.name = name
+    launchpad.add_wf(workflow)
+    progress = study_status(spec, candidates, progress).model_copy(update={"launchpad_workflow": name,
+                                                                           "executor": "LaunchPad"})
+    save_progress(progress, store_dir)
+    return len(workflow.fws)

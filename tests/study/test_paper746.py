@@ -1,50 +1,98 @@
-"""The study driver on the shipped checkpoint and a handful of Mg-O candidates: exactly the target screened,
-relaxed, judged; an interruption mid-relaxation resumes without redoing or duplicating; the report and figures."""
+"""The study as a jobflow Flow, through the real command, on the shipped checkpoint and a handful of Mg-O candidates:
+exactly the target screened, relaxed and judged by two worker processes on the private embedded LaunchPad; an
+interruption (Ctrl-C) mid-relaxation resumed without redoing or duplicating anything; a resume with other relaxation
+settings relaxing again; the report and figures; the study on a user's embedded LaunchPad through `rlaunch`."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from pccd_flows.cli import app
 from pccd_flows.stores.candidates import CandidateStore
-from pccd_flows.study.paper746 import StudySpec, load_progress, run_study, study_candidates
+from pccd_flows.study.paper746 import (
+    StudyProgress,
+    StudySpec,
+    load_progress,
+    progress_path,
+    run_study,
+    study_candidates,
+)
 
-SPEC = StudySpec(name="mini", target=3, systems=["Mg-O"], per_batch=4, relax_steps=40, relax_chunk=2, relax_workers=2,
-                 sampler_steps=10, reference="mp-structures")
+BIN = Path(sys.executable).parent
+STUDY = ["study", "paper-746", "--name", "mini", "--target", "3", "--system", "Mg-O", "--per-batch", "4",
+         "--steps", "10", "--reference", "mp-structures", "--chunk-size", "1", "--workers", "2"]
 
 
-class Interrupted(Exception):
-    pass
+def pccd(args: list[str], env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "pccd"), *args], env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
-def interrupt_after_first_relax_chunk(message: str) -> None:
-    if message.startswith("relaxed "):
-        raise Interrupted
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
 
 
-def test_study_resumes_after_an_interruption_without_redoing_or_duplicating(mg_o_environment, tmp_path):
+def test_study_flow_on_two_workers_resumes_after_ctrl_c_and_relaxes_again_with_other_settings(mg_o_environment,
+                                                                                               tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     store = CandidateStore()
-    with pytest.raises(Interrupted):
-        run_study(SPEC, store, mg_o_environment.store_dir, log=interrupt_after_first_relax_chunk)
-    before = {d.candidate_id: d for d in study_candidates(store, "mini")}
-    assert len(before) == 3  # exactly the target passed the screening
-    relaxed_before = {cid: d.relaxation for cid, d in before.items() if d.relaxation is not None}
-    # two worker processes: whichever chunk (of 2 or 1) finished first was stored, the other was dropped
-    assert 1 <= len(relaxed_before) <= 2 and not any(d.stability for d in before.values())
-    with pytest.raises(ValueError, match="--resume"):
-        run_study(SPEC, store, mg_o_environment.store_dir)  # a fresh run would mix two studies
+    # relaxations that cannot converge (fmax 0.001), so that Ctrl-C lands while one runs
+    slow = [*STUDY, "--relax-steps", "200", "--relax-fmax", "0.001"]
+    study = subprocess.Popen([str(BIN / "pccd"), *slow], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
 
-    progress = run_study(SPEC, store, mg_o_environment.store_dir, resume=True, log=lambda _: None)
+    def relaxed() -> list:
+        return [d for d in study_candidates(store, "mini") if d.relaxation is not None]
+
+    wait_for(lambda: relaxed() or study.poll() is not None, 600, "a relaxed candidate")
+    os.killpg(study.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the command and its workers
+    _, err = study.communicate(timeout=300)
+    assert study.returncode == 130, err[-3000:]
+    assert "--resume" in err.strip().splitlines()[-1]
+    before = {d.candidate_id: d for d in study_candidates(store, "mini")}
+    ids_before = {d.candidate_id for d in store.find({"study": "mini"})}
+    done_before = {cid: d.relaxation for cid, d in before.items() if d.relaxation is not None}
+    assert len(before) <= 3 and 1 <= len(done_before) < 3, err[-3000:]
+
+    fresh = pccd(slow, env)  # a fresh run would mix two studies
+    assert fresh.returncode == 2 and "--resume" in fresh.stderr
+
+    resumed = pccd([*slow, "--resume"], env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "embedded LaunchPad, 2 workers" in resumed.stderr
     after = {d.candidate_id: d for d in study_candidates(store, "mini")}
-    assert set(after) == set(before)  # no candidate regenerated or duplicated
-    for cid, relaxation in relaxed_before.items():  # finished relaxations were not redone
+    assert len(after) == 3 and set(before) <= set(after)  # exactly the target passed, none lost or duplicated
+    for cid, relaxation in done_before.items():  # finished relaxations were not redone
         assert after[cid].relaxation == relaxation
-    assert all(d.e_above_hull is not None for d in after.values())
-    assert progress.finished and progress.screened == 3 and progress.judged == 3
-    assert load_progress(SPEC, mg_o_environment.store_dir, resume=True).batches_done == progress.batches_done
+    assert all(d.relaxation.steps == 200 and d.e_above_hull is not None for d in after.values())
+    assert ids_before <= {d.candidate_id for d in store.find({"study": "mini"})}  # nothing generated was lost
+    record = progress_path(StudySpec(name="mini"), mg_o_environment.store_dir)
+    progress = StudyProgress.model_validate_json(record.read_text())
+    assert progress.finished and progress.screened == 3 and progress.judged == 3 and progress.wall_seconds > 0
+
+    # other relaxation settings: every candidate relaxed again with them, and judged on its new structure
+    other = pccd([*STUDY, "--relax-steps", "30", "--resume"], env)
+    assert other.returncode == 0, other.stderr[-3000:]
+    again = {d.candidate_id: d for d in study_candidates(store, "mini")}
+    assert set(again) == set(after)  # the screening was done: nothing generated
+    for cid, doc in again.items():
+        assert doc.relaxation.steps == 30 and doc.relaxation.fmax == 0.1
+        assert doc.relaxation.task_uuid != after[cid].relaxation.task_uuid
+        assert doc.stability is not None
 
     runner = CliRunner()
     plots, table = tmp_path / "plots", tmp_path / "stable.csv"
@@ -66,6 +114,42 @@ def test_study_resumes_after_an_interruption_without_redoing_or_duplicating(mg_o
     assert rows[0].startswith("candidate_id,formula") and len(rows) - 1 == report["n_ehull_below_80meV"]
 
 
+def test_study_on_an_embedded_launchpad_through_rlaunch(mg_o_settings, tmp_path):
+    """`--launchpad`: the whole flow (screening jobs in category generate, a relaxation per chunk in relax) is added
+    once; a resume while it is there adds nothing; a plain `rlaunch rapidfire` runs it to the end."""
+    config = tmp_path / "fw"
+    subprocess.run([str(BIN / "pccd"), "launchpad", "init", "--embedded", str(config)], check=True,
+                   capture_output=True, timeout=300)
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1",
+           "PCCD_STORE_FILE": str(config / "stores.yaml"), "JOBFLOW_CONFIG_FILE": str(config / "jobflow.yaml"),
+           "FW_CONFIG_FILE": str(config / "FW_config.yaml"), "PCCD_DATA_FILE": str(mg_o_settings.data_file),
+           "PCCD_CACHE_DIR": str(mg_o_settings.cache_dir), "PCCD_STORE_DIR": str(tmp_path / "store"),
+           "PCCD_REFERENCE_STRUCTURES_FILE": str(mg_o_settings.reference_structures_file)}
+
+    def run(args: list[str]) -> subprocess.CompletedProcess:
+        result = subprocess.run(args, cwd=config, env=env, capture_output=True, text=True, timeout=900, check=False)
+        assert result.returncode == 0, f"{args[0]}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+        return result
+
+    run(["lpad", "reset", "--password", datetime.date.today().isoformat()])
+    study = ["pccd", "study", "paper-746", "--name", "mini", "--target", "2", "--system", "Mg-O", "--per-batch",
+             "4", "--steps", "10", "--relax-steps", "5", "--reference", "mp-formation", "--chunk-size", "1",
+             "--launchpad", "my_launchpad.yaml"]
+    assert "added 1 fireworks" in run(study).stdout  # the first screening job; it adds the rest as it goes
+    assert "added 0 fireworks" in run([*study, "--resume"]).stdout  # nothing handed over twice
+    run(["rlaunch", "rapidfire"])
+    flows = yaml.safe_load(run(["lpad", "get_wflows", "-d", "more"]).stdout)
+    assert set(flows["states"].values()) == {"COMPLETED"}, flows["states"]
+    names = list(flows["states"])
+    assert sum(n.startswith("relax chunk") for n in names) == 2, names  # one FireWork per chunk of 1
+    fws = json.loads(run(["lpad", "get_fws", "-d", "all"]).stdout)
+    categories = {fw["name"].split(" ")[0] if fw["name"].startswith("relax") else fw["name"]:
+                  fw["spec"].get("_category") for fw in fws}
+    assert categories["relax"] == "relax" and categories["mini screen from batch 0"] == "generate", categories
+    report = json.loads(run(["pccd", "report", "study", "--name", "mini", "--json"]).stdout)
+    assert report["n_structures"] == 2 and report["n_judged"] == 2, report
+
+
 def test_paper_pools_put_the_case_studies_first_and_draw_the_rest_reproducibly():
     systems = StudySpec().chemical_systems()
     assert systems[:3] == ["Ca-O-Sn", "Cd-Mg-O", "Mg-O-Sc"] and len(systems) == 36 == len(set(systems))
@@ -76,7 +160,7 @@ def test_paper_pools_put_the_case_studies_first_and_draw_the_rest_reproducibly()
 def test_a_progress_record_from_before_the_repulsion_resumes_only_without_it(tmp_path):
     """Runs recorded before the sampler's overlap repulsion existed sampled without it: resuming them with the new
     default would mix two samplers in one study."""
-    from pccd_flows.study.paper746 import StudyProgress, progress_path, save_progress
+    from pccd_flows.study.paper746 import save_progress
 
     old = StudySpec(name="old", sampler_repulsion=0.0)
     save_progress(StudyProgress(spec=old, batches_done=7), tmp_path)
@@ -89,29 +173,9 @@ def test_a_progress_record_from_before_the_repulsion_resumes_only_without_it(tmp
     assert load_progress(old, tmp_path, resume=True).batches_done == 7
 
 
-def test_a_batch_stored_but_not_recorded_counts_once_after_resuming(mg_o_environment):
-    """Interrupted after a batch is in the store but before the progress record says so, the resumed run
-    regenerates that batch (the same candidates) and must not count its passes twice: exactly the target passes."""
-    spec = SPEC.model_copy(update={"name": "mini-screen", "target": 4})
-
-    class InterruptedAfterFirstStore(CandidateStore):
-        def upsert(self, docs):
-            stored = super().upsert(docs)
-            raise Interrupted(stored)
-
-    with pytest.raises(Interrupted):
-        run_study(spec, InterruptedAfterFirstStore(), mg_o_environment.store_dir, relax_here=False)
-    store = CandidateStore()
-    first_batch_passes = store.count({"study": "mini-screen", "prefilter.passed": True})
-    assert first_batch_passes > 0  # otherwise counting twice would go unnoticed
-    assert load_progress(spec, mg_o_environment.store_dir, resume=True).batches_done == 0
-
-    progress = run_study(spec, store, mg_o_environment.store_dir, resume=True, relax_here=False, log=lambda _: None)
-    assert store.count({"study": "mini-screen", "prefilter.passed": True}) == spec.target == progress.screened
-
-
-def test_a_study_resumes_only_with_the_checkpoint_its_candidates_came_from(mg_o_environment, tmp_path):
-    """A new release of the shipped checkpoint must not slip into a study begun with the old one."""
+def test_a_study_resumes_in_process_only_with_the_checkpoint_its_candidates_came_from(mg_o_environment, tmp_path):
+    """One worker runs the flow in this process (jobflow's run_locally); a new release of the shipped checkpoint
+    must not slip into a study begun with the old one, the same weights at another path may."""
     from pccd_flows.model.checkpoint import load_checkpoint, save_checkpoint
     from pccd_flows.settings import get_settings
 
@@ -120,14 +184,16 @@ def test_a_study_resumes_only_with_the_checkpoint_its_candidates_came_from(mg_o_
     other = tmp_path / "retrained.pt"
     save_checkpoint(other, {**{k: v for k, v in payload.items() if k not in ("sha256", "path")},
                             "history": [*payload["history"], {"step": payload["step"] + 1}]})
-    spec = SPEC.model_copy(update={"name": "mini-ckpt", "target": 1})
-    run_study(spec, CandidateStore(), mg_o_environment.store_dir, relax_here=False, log=lambda _: None)
+    spec = StudySpec(name="mini-ckpt", target=1, systems=["Mg-O"], per_batch=4, relax_steps=5, sampler_steps=10,
+                     reference="mp-formation", relax_workers=1)
+    progress = run_study(spec, CandidateStore(), mg_o_environment.store_dir, log=lambda _: None)
+    assert progress.executor == "run_locally" and progress.finished and progress.judged == 1, progress.model_dump(exclude={"spec"})
 
     more = spec.model_copy(update={"target": 2, "checkpoint": str(other)})
     with pytest.raises(ValueError, match="generated with checkpoint"):
-        run_study(more, CandidateStore(), mg_o_environment.store_dir, resume=True, relax_here=False)
+        run_study(more, CandidateStore(), mg_o_environment.store_dir, resume=True)
     copy = tmp_path / "same-weights-elsewhere.pt"
     copy.write_bytes(shipped.read_bytes())  # the same file at another path resumes
     progress = run_study(more.model_copy(update={"checkpoint": str(copy)}), CandidateStore(),
-                         mg_o_environment.store_dir, resume=True, relax_here=False, log=lambda _: None)
-    assert progress.screened == 2
+                         mg_o_environment.store_dir, resume=True, log=lambda _: None)
+    assert progress.screened == 2 and progress.finished
