@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -49,7 +48,14 @@ def screen_command(
     dft: Annotated[str, typer.Option("--dft", help="Follow-up DFT: gpaw (runs here), vasp (HPC) or none.")] = "gpaw",
     phonons: Annotated[str, typer.Option("--phonons", help="Follow-up phonons: chgnet, sevennet, gpaw, vasp, none.")
                        ] = "chgnet",
-    run_locally: Annotated[bool, typer.Option("--run-locally", help="Run here with jobflow.")] = False,
+    run_locally: Annotated[bool, typer.Option("--run-locally", help="Run here (see --workers).")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="With --run-locally: 1 runs the flow in this "
+                                                                   "process (jobflow); more run it over that many "
+                                                                   "processes on a private embedded LaunchPad.")
+                       ] = 1,
+    chunk_size: Annotated[int | None, typer.Option("--chunk-size", min=1, help="Candidates per relaxation job "
+                                                                               "(default: PCCD_RELAX_CHUNK_SIZE).")
+                          ] = None,
     launchpad: Annotated[Path | None, typer.Option("--launchpad", help="Add the workflow to this LaunchPad.")] = None,
     write_workflow: Annotated[Path | None, typer.Option("--write-workflow", help="Write a FireWorks workflow file "
                                                                                   "for `lpad add`.")] = None,
@@ -117,7 +123,7 @@ def screen_command(
                                          steps=steps, eta=eta, repulsion=repulsion),
         prefilter=PrefilterMaker(min_covalent_ratio=min_covalent_ratio or None,
                                  require_icsd_oxidation_states=icsd_oxidation_states),
-        relax=RelaxCandidatesMaker(engine=engine, steps=relax_steps, fmax=relax_fmax),
+        relax=RelaxCandidatesMaker(engine=engine, steps=relax_steps, fmax=relax_fmax, chunk_size=chunk_size),
         stability=StabilityMaker(reference=reference, engine=engine),
     )
     flow = maker.make(systems)
@@ -133,22 +139,27 @@ def screen_command(
         stdout.print(f"added {len(workflow.fws)} fireworks to {launchpad}; run them with `rlaunch rapidfire`")
         return
 
-    from jobflow import run_locally as run_flow
-
+    from pccd_flows.pipeline import unjudged_reasons
+    from pccd_flows.pipeline.executors import run_flow
     from pccd_flows.stores.candidates import CandidateQuery, CandidateStore
-    from pccd_flows.stores.config import job_store
 
     stderr.print(f"screening {', '.join(systems)}: {n} candidates each, {engine}, reference {reference}")
-    stage_names = {job.name for job in flow.jobs} | {"collect_relaxations"}
-    with warnings.catch_warnings(), job_progress() as failed:  # jobflow's deprecation warnings, once per job
-        warnings.simplefilter("ignore", FutureWarning)
-        run_flow(flow, store=job_store(), log=False)
+    with job_progress():
+        run = run_flow(flow, workers, settings.store_dir / "fireworks")
+    if run.interrupted:
+        fail("interrupted; what finished is in the store (run the same command again: nothing done is redone)",
+             code=130)
     docs = CandidateStore().search(CandidateQuery(chemsys=systems))
     passed = sum(bool(d.prefilter.passed) for d in docs)
     judged = sum(d.stability is not None for d in docs)
     stdout.print(f"{len(docs)} candidates stored, {passed} passed the prefilter, {judged} judged; the stable ones: "
                  f"`pccd query --chemsys {' '.join(systems)} --max-ehull 0.08`")
-    # a relaxation that fails costs only its candidate (recorded in the store); a stage that fails fails the command
-    failed_stages = [name for name in failed if name in stage_names]
-    if failed_stages:
-        fail(f"{len(failed_stages)} stage(s) failed: {', '.join(failed_stages)}", code=1)
+    # a relaxation that fails costs only its candidate (recorded in the store); a job that fails fails the command,
+    # and so does a system without a hull (its candidates are relaxed and stored, not judged)
+    stages = {job.name for job in flow.jobs} | {"collect_relaxations", "gather_chunks"}
+    failed = [name for name in run.failed if name in stages or name.startswith("relax chunk")]
+    if failed:
+        fail(f"{len(failed)} job(s) failed: {', '.join(failed)}", code=1)
+    missing = unjudged_reasons([d for d in docs if d.prefilter.passed], reference, engine)
+    if missing:
+        fail("no hull for " + "; ".join(f"{system}: {why}" for system, why in missing.items()), code=1)
