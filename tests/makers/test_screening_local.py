@@ -83,9 +83,10 @@ def test_a_rerun_with_other_relaxation_settings_relaxes_again(mg_o_environment, 
     pccd = str(Path(sys.executable).parent / "pccd")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-    def screen(relax_steps: int, relax_fmax: float = 0.05) -> dict:
+    def screen(relax_steps: int, relax_fmax: float = 0.05, workers: int = 1) -> dict:
         args = [pccd, "screen", "--chemsys", "Mg-O", "--n", "3", "--seed", "0", "--relax-steps", str(relax_steps),
-                "--relax-fmax", str(relax_fmax), "--reference", "mp-formation", "--run-locally"]
+                "--relax-fmax", str(relax_fmax), "--reference", "mp-formation", "--run-locally",
+                "--workers", str(workers), "--chunk-size", "2"]
         result = subprocess.run(args, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
         query = subprocess.run([pccd, "query", "--json"], check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -104,7 +105,7 @@ def test_a_rerun_with_other_relaxation_settings_relaxes_again(mg_o_environment, 
     same = screen(5)
     assert {cid: d["relaxation"] for cid, d in same.items()} == {cid: d["relaxation"] for cid, d in first.items()}
 
-    other = screen(40)
+    other = screen(40, workers=2)  # the same flow over two processes on the private embedded LaunchPad
     assert other.keys() == first.keys()
     for cid, doc in other.items():
         assert doc["relaxation"]["steps"] == 40
