@@ -117,7 +117,9 @@ def judge(candidates: list[BenchmarkCandidate], engine: str, reference: str, ste
     by_key = {}
     for position, (candidate, result) in enumerate(zip(todo, report.results, strict=True)):
         spent = ticks[position + 1] - ticks[position] if position + 1 < len(ticks) else 0.0
-        update = {"judged": True, "relax_cpu_seconds": round(spent, 2)}
+        chemsys = "-".join(sorted(set(candidate.cell_composition)))
+        update = {"judged": True, "relax_cpu_seconds": round(spent, 2),
+                  "reference_fingerprint": report.reference_fingerprints.get(chemsys)}
         if result.error or result.e_above_hull is None:
             update["relax_error"] = f"relaxation: {result.error}"
         else:
@@ -128,6 +130,34 @@ def judge(candidates: list[BenchmarkCandidate], engine: str, reference: str, ste
             update["rmsd_to_relaxed"] = round(rmsd_to_relaxed(candidate.generated_structure(), relaxed), 4)
         by_key[candidate.key] = candidate.model_copy(update=update)
     return [by_key.get(c.key, c) for c in candidates], report.reference_fingerprints
+
+
+def reference_fingerprints(candidates: Sequence[BenchmarkCandidate], reference: str, engine: str,
+                           known: dict[str, str] | None = None) -> dict[str, str]:
+    """The hull references of every judged system: the fingerprint stored on its rows where they agree, else the
+    current one (cached reference energies make this cheap), marked ``"<current> (rows: <stored>)"`` where rows were
+    judged against another set."""
+    from pccd_flows.stability.assess import hull_calculators
+
+    stored: dict[str, set[str]] = {}
+    for candidate in candidates:
+        if candidate.e_above_hull is not None and candidate.cell_composition:
+            chemsys = "-".join(sorted(set(candidate.cell_composition)))
+            stored.setdefault(chemsys, set())
+            if candidate.reference_fingerprint:
+                stored[chemsys].add(candidate.reference_fingerprint)
+    found = dict(known or {})
+    missing = [c for c, prints in stored.items() if c not in found and len(prints) != 1]
+    if missing:
+        with contextlib.suppress(Exception):
+            found.update({c: calc.references.fingerprint
+                          for c, calc in hull_calculators(missing, reference, engine).items()})
+    for chemsys, prints in stored.items():
+        if chemsys not in found and len(prints) == 1:
+            found[chemsys] = next(iter(prints))
+        elif chemsys in found and prints - {found[chemsys]}:
+            found[chemsys] = f"{found[chemsys]} (rows: {', '.join(sorted(prints))})"
+    return dict(sorted(found.items()))
 
 
 def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = None, out_dir: Path | None = None,
@@ -233,15 +263,18 @@ def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = N
         for system in systems:
             per_system.setdefault(system, {})[generator] = generator_metrics([r for r in mine if r.chemsys == system])
     relax = relaxation_settings(settings.engine, settings.relax_steps, settings.relax_fmax)
+    fingerprints = reference_fingerprints(marked, settings.reference, settings.engine, fingerprints)
     report = BenchmarkReport(
         systems=systems,
         judge={"engine": settings.engine, "model": FORCE_FIELD_MODELS.get(settings.engine, settings.engine),
                "reference": settings.reference, "relaxation": relax, "stable_threshold_eV_per_atom": SUN_THRESHOLD,
-               "reference_fingerprints": fingerprints, "novelty_source": str(novelty_index.source),
+               "reference_fingerprints": fingerprints, "novelty_source": novelty_index.source.name,
+               "novelty_records": len(novelty_index),
                "note": "the judge's numbers, not DFT's"},
         generators=generators, per_system=per_system,
         settings={"n": settings.n, "seed": settings.seed, "checkpoint_sha256": loaded[2].get("sha256"),
-                  "checkpoint": str(checkpoint), "prototypes": str(settings.prototypes or get_settings().data_file),
+                  "checkpoint": checkpoint.name,
+                  "prototypes": Path(settings.prototypes or get_settings().data_file).name,
                   "run_key": run_key},
         wall_seconds=round(time.monotonic() - started, 1))
     if out_dir is not None:

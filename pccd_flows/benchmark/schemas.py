@@ -31,6 +31,7 @@ class BenchmarkCandidate(BaseModel):
     relaxed_structure: dict | None = None
     relax_error: str | None = None
     relax_cpu_seconds: float = 0.0
+    reference_fingerprint: str | None = Field(None, description="The hull's reference set it was judged against.")
     rmsd_to_relaxed: float | None = Field(None, description="MatterGen's RMSD (A) between generated and relaxed.")
     novel: bool | None = None
     matched_mp_id: str | None = None
