@@ -1,9 +1,9 @@
 """Relaxations per CPU-second of the ways pccd can relax candidates, side by side in one run on the same structures.
 
 (a) ``per-candidate``: one atomate2 ``ForceFieldRelaxMaker`` job per candidate, run through jobflow, each job loading
-    the potential (what ``RelaxCandidatesMaker``, and so ``pccd screen``, does today);
+    the potential (what ``RelaxCandidatesMaker``, and so ``pccd screen``, did before it relaxed in chunks);
 (b) ``chunked``: one job per chunk of candidates with the potential loaded once
-    (:func:`pccd_flows.stability.engines.run_force_field`, as the 746 study relaxes);
+    (:func:`pccd_flows.stability.engines.run_force_field`, as the 746 study relaxed when this was written);
 (c) ``torch-sim``: torch-sim's batched FIRE on SevenNet, one batch per chunk (:mod:`pccd_flows.bench.torchsim`).
 
 CPU time is the process's user + system time and its children's (``resource.getrusage``), so a machine shared with
@@ -36,9 +36,9 @@ from pccd_flows.stability.engines import FORCE_FIELDS, RelaxSettings, error_line
 
 METHODS = {
     "per-candidate": ("(a)", ("one atomate2 ForceFieldRelaxMaker job per candidate through jobflow, each loading the "
-                              "potential (pccd screen's RelaxCandidatesMaker today)")),
-    "chunked": ("(b)", ("one job per chunk: run_force_field on a chunk, the potential loaded once per chunk "
-                        "(the 746 study's relax_candidates)")),
+                              "potential (pccd screen's RelaxCandidatesMaker before it relaxed in chunks)")),
+    "chunked": ("(b)", ("one job per chunk: run_force_field on a chunk (one jobflow job, one atomate2 maker), the "
+                        "potential loaded once per chunk")),
     "torch-sim": ("(c)", ("torch-sim's batched FIRE (Frechet cell filter) on SevenNet, the model loaded once and "
                           "the chunk relaxed as one batch")),
 }
@@ -73,7 +73,7 @@ def _outcome_of_task_doc(task_doc) -> RelaxOutcome:
 
 def relax_per_candidate(structures: list[Structure], engine: str, steps: int, fmax: float) -> list[RelaxOutcome]:
     """(a) One atomate2 relaxation job per structure, all in one jobflow flow run locally, each job with its own
-    maker and so its own potential, as ``RelaxCandidatesMaker`` replaces itself by.
+    maker and so its own potential, as ``RelaxCandidatesMaker`` replaced itself by before it relaxed in chunks.
 
     Parameters
     ----------
