@@ -42,12 +42,34 @@ SUBSTITUTION_MAX_PROTOTYPES = 200
 
 
 def cell_composition(structure: Structure) -> dict[str, int]:
-    """Element counts of a structure's cell, e.g. ``{"Ca": 2, "Sn": 1, "O": 4}``."""
+    """Element counts of a structure's cell.
+
+    Parameters
+    ----------
+    structure : Structure
+        Any ordered structure.
+
+    Returns
+    -------
+    dict
+        Element symbol -> atoms in the cell, e.g. ``{"Ca": 2, "Sn": 1, "O": 4}``.
+    """
     return {element.symbol: round(amount) for element, amount in structure.composition.element_composition.items()}
 
 
 def error_kind(message: str) -> str:
-    """The kind of a failure, for counting: its text up to the first colon (our messages start with their kind)."""
+    """The kind of a failure, for counting.
+
+    Parameters
+    ----------
+    message : str
+        A recorded error; the benchmark's messages start with their kind (``"pyxtal: ..."``).
+
+    Returns
+    -------
+    str
+        The text up to the first colon.
+    """
     return message.split(":", 1)[0].strip()[:80]
 
 
@@ -127,7 +149,18 @@ def pccd_candidates(chemsys: str, n: int, seed: int = 0, checkpoint: str | Path 
 
 @lru_cache(maxsize=256)
 def compatible_space_groups(counts: tuple[int, ...]) -> tuple[int, ...]:
-    """Space groups whose Wyckoff positions can hold these atom counts (PyXtal's check; P1 always can)."""
+    """Space groups whose Wyckoff positions can hold these atom counts (PyXtal's check; P1 always can).
+
+    Parameters
+    ----------
+    counts : tuple of int
+        Atoms per element in the conventional cell.
+
+    Returns
+    -------
+    tuple of int
+        Space-group numbers, ascending.
+    """
     from pyxtal.symmetry import Group
 
     return tuple(number for number in range(1, 231) if Group(number).check_compatible(list(counts))[0])
@@ -184,7 +217,22 @@ def random_symmetric_crystal(composition: dict[str, int], rng: np.random.Generat
 
 def random_search_candidates(chemsys: str, compositions: Sequence[tuple[int, dict[str, int]]], seed: int = 0
                              ) -> list[BenchmarkCandidate]:
-    """One PyXtal random crystal per (index, cell composition); the seed stream is (seed, chemsys, index)."""
+    """One PyXtal random crystal per (index, cell composition).
+
+    Parameters
+    ----------
+    chemsys : str
+        The system the compositions belong to (recorded, and part of the seed stream).
+    compositions : sequence of (int, dict)
+        Index and cell composition, e.g. PCCD's crystals'.
+    seed : int
+        Each crystal draws from the stream (seed, chemsys, index), so any one is reproducible alone.
+
+    Returns
+    -------
+    list of BenchmarkCandidate
+        One per composition; one PyXtal could not place keeps its row with ``generation_error``.
+    """
     candidates = []
     for index, composition in compositions:
         rng = np.random.default_rng([seed, zlib.crc32(chemsys.encode()), index])
@@ -203,7 +251,18 @@ def random_search_candidates(chemsys: str, compositions: Sequence[tuple[int, dic
 
 @lru_cache(maxsize=4096)
 def likely_oxidation_states(formula: str) -> dict[str, float] | None:
-    """The most likely charge-balanced oxidation states of a formula (pymatgen's guess), or None."""
+    """The most likely charge-balanced oxidation states of a formula.
+
+    Parameters
+    ----------
+    formula : str
+        E.g. ``"CaSnO3"``.
+
+    Returns
+    -------
+    dict or None
+        Element -> oxidation state of pymatgen's first ``oxi_state_guesses``, None where there is none.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -214,8 +273,19 @@ def likely_oxidation_states(formula: str) -> dict[str, float] | None:
 
 
 def element_mappings(source: Composition, target: Composition) -> list[dict[str, str]]:
-    """The ways to map the source's elements onto the target's that keep the stoichiometry (same anonymous formula):
-    elements of equal amount in the reduced formulas can be exchanged."""
+    """The ways to map the source's elements onto the target's that keep the stoichiometry.
+
+    Parameters
+    ----------
+    source, target : Composition
+        Compositions of the same anonymous formula.
+
+    Returns
+    -------
+    list of dict
+        Source element -> target element; elements of equal amount in the reduced formulas can be exchanged, so
+        there is one mapping per such permutation. Empty where the anonymous formulas differ.
+    """
     source_amounts = source.reduced_composition.element_composition
     target_amounts = target.reduced_composition.element_composition
     by_amount_source, by_amount_target = defaultdict(list), defaultdict(list)
@@ -299,8 +369,22 @@ def rank_substitutions(target_formula: str, source_formulas: Sequence[str]) -> l
 
 
 def substitute(prototype: Structure, mapping: dict[str, str], rescale_volume: bool = True) -> Structure:
-    """The prototype with its elements replaced (all at once) and, by default, its volume from pymatgen's DLS
-    volume predictor (kept where that predictor fails)."""
+    """A prototype with its elements replaced.
+
+    Parameters
+    ----------
+    prototype : Structure
+        The known crystal.
+    mapping : dict
+        Prototype element -> new element, applied to all sites at once.
+    rescale_volume : bool
+        Set the volume by pymatgen's DLS volume predictor (kept as it is where that predictor fails).
+
+    Returns
+    -------
+    Structure
+        A new structure; the prototype is not changed.
+    """
     structure = prototype.copy()
     structure.remove_oxidation_states()
     structure.replace_species({Element(src): Element(dst) for src, dst in mapping.items()})
@@ -415,8 +499,23 @@ def substitution_structures(target_formula: str, k: int, prototypes: PrototypeLi
 
 def substitution_candidates(chemsys: str, compositions: Sequence[tuple[int, dict[str, int]]],
                             prototypes: PrototypeLibrary | Sequence[tuple[str, Structure]]) -> list[BenchmarkCandidate]:
-    """One substituted crystal per (index, cell composition): the j-th index of a reduced formula gets the j-th
-    most probable distinct substitution of that formula."""
+    """One substituted crystal per (index, cell composition).
+
+    Parameters
+    ----------
+    chemsys : str
+        The system the compositions belong to (recorded).
+    compositions : sequence of (int, dict)
+        Index and cell composition; the j-th index of a reduced formula gets the j-th most probable distinct
+        substitution of that formula.
+    prototypes : PrototypeLibrary or sequence of (id, Structure)
+        Where the prototypes come from.
+
+    Returns
+    -------
+    list of BenchmarkCandidate
+        By index; a composition without a substitution keeps its row with ``generation_error``.
+    """
     by_formula: dict[str, list[int]] = defaultdict(list)
     wanted = dict(compositions)
     for index, composition in compositions:

@@ -39,8 +39,23 @@ class BenchmarkError(ValueError):
 
 
 def normalise_chemsys(chemsys: str) -> str:
-    """``"Ca-Sn-O"``, ``"O-Ca-Sn"``, ``"Ca,Sn,O"`` -> the elements sorted by symbol joined by ``-``; 1 to 3
-    known elements, else a BenchmarkError."""
+    """A chemical system in one spelling.
+
+    Parameters
+    ----------
+    chemsys : str
+        ``"Ca-Sn-O"``, ``"O-Ca-Sn"`` or ``"Ca,Sn,O"``.
+
+    Returns
+    -------
+    str
+        The elements sorted by symbol, joined by ``-`` (``"Ca-O-Sn"``).
+
+    Raises
+    ------
+    BenchmarkError
+        Unknown elements, repeated ones, or more than 3.
+    """
     from pymatgen.core import Element
 
     parts = [p.strip() for p in chemsys.replace(",", "-").split("-") if p.strip()]
@@ -75,7 +90,20 @@ class BenchmarkSettings:
 
 
 def read_rows(path: Path, run_key: str) -> dict[str, BenchmarkCandidate]:
-    """Rows of an earlier run with the same settings, the last one of each candidate winning."""
+    """Rows of an earlier run with the same settings.
+
+    Parameters
+    ----------
+    path : Path
+        ``candidates.jsonl`` (missing: no rows).
+    run_key : str
+        :meth:`BenchmarkSettings.key` of this run; rows of other settings and unreadable lines are skipped.
+
+    Returns
+    -------
+    dict
+        Candidate key -> row, the last row of each candidate winning.
+    """
     rows: dict[str, BenchmarkCandidate] = {}
     if not path.is_file():
         return rows
@@ -91,8 +119,23 @@ def read_rows(path: Path, run_key: str) -> dict[str, BenchmarkCandidate]:
 
 def judge(candidates: list[BenchmarkCandidate], engine: str, reference: str, steps: int, fmax: float
           ) -> tuple[list[BenchmarkCandidate], dict[str, str]]:
-    """Relax and place on the hull every generated candidate (one :func:`energy_above_hull` call), with each one's
-    CPU seconds; returns the judged rows and the hull references' fingerprints."""
+    """Relax and place on the hull every generated candidate, in one :func:`energy_above_hull` call.
+
+    Parameters
+    ----------
+    candidates : list of BenchmarkCandidate
+        Rows to judge; those without a structure are returned as they are.
+    engine, reference : str
+        The judge's engine and hull reference.
+    steps, fmax : int, float
+        Relaxation settings.
+
+    Returns
+    -------
+    (list of BenchmarkCandidate, dict)
+        The rows with E_hull, relaxed structure, RMSD to relaxed, CPU seconds and the hull's fingerprint (or the
+        error), and the hull references' fingerprints by chemical system.
+    """
     from pccd_flows.stability.assess import energy_above_hull, hull_calculators
     from pccd_flows.stability.engines import RelaxSettings
 
@@ -134,9 +177,22 @@ def judge(candidates: list[BenchmarkCandidate], engine: str, reference: str, ste
 
 def reference_fingerprints(candidates: Sequence[BenchmarkCandidate], reference: str, engine: str,
                            known: dict[str, str] | None = None) -> dict[str, str]:
-    """The hull references of every judged system: the fingerprint stored on its rows where they agree, else the
-    current one (cached reference energies make this cheap), marked ``"<current> (rows: <stored>)"`` where rows were
-    judged against another set."""
+    """The hull references of every judged system.
+
+    Parameters
+    ----------
+    candidates : sequence of BenchmarkCandidate
+        Judged rows (each stores the fingerprint it was judged against).
+    reference, engine : str
+        The judge, for systems whose rows do not say (cached reference energies make this cheap).
+    known : dict, optional
+        Fingerprints already at hand (this run's judging).
+
+    Returns
+    -------
+    dict
+        Chemical system -> fingerprint, ``"<current> (rows: <stored>)"`` where rows were judged against another set.
+    """
     from pccd_flows.stability.assess import hull_calculators
 
     stored: dict[str, set[str]] = {}
@@ -284,7 +340,22 @@ def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = N
 
 
 def plot_benchmark(report: BenchmarkReport, candidates: Sequence[BenchmarkCandidate], path: Path) -> Path:
-    """Rates per generator (bars) and the E_hull of every judged crystal (points), one PNG."""
+    """Rates per generator (bars) and the E_hull of every judged crystal (points), one PNG.
+
+    Parameters
+    ----------
+    report : BenchmarkReport
+        The metrics.
+    candidates : sequence of BenchmarkCandidate
+        The rows behind them.
+    path : Path
+        PNG to write (its folder is made).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

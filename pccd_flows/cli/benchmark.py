@@ -11,6 +11,7 @@ from rich.table import Table
 from pccd_flows.cli.common import (
     JsonOption,
     fail,
+    finite,
     print_json,
     require_file,
     require_output_dir,
@@ -32,7 +33,7 @@ def benchmark_command(
     reference: Annotated[str | None, typer.Option(
         "--reference", help="Hull reference: mp-structures (default), mp-formation or mp-api.")] = None,
     relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="FIRE steps.")] = BENCHMARK_RELAX_STEPS,
-    fmax: Annotated[float, typer.Option("--fmax", min=1e-6, help="Force criterion, eV/A.")] = BENCHMARK_RELAX_FMAX,
+    fmax: Annotated[float, typer.Option("--fmax", min=1e-6, callback=finite, help="Force criterion, eV/A.")] = BENCHMARK_RELAX_FMAX,
     generator: Annotated[list[str] | None, typer.Option(
         "--generator", help="pccd, random_search, substitution (repeat; default: these three); also "
         "pccd_charge_balanced (PCCD keeping charge-balanced compositions).")] = None,
