@@ -254,3 +254,20 @@ def add_to_launchpad(workflow, launchpad: Path) -> None:
         LaunchPad.from_file(str(launchpad)).add_wf(workflow)
     except Exception as exc:  # noqa: BLE001 - unreachable MongoDB, bad file...
         fail(f"cannot add the workflow to {launchpad}: {str(exc).splitlines()[0][:200]}")
+
+
+def read_structure(path: Path):
+    """A structure file as an ordered pymatgen Structure, or a one-line error (exit 2) saying why not."""
+    from pymatgen.core import Structure
+
+    require_file(path, "structure file")
+    try:
+        structure = Structure.from_file(path)
+    except Exception as exc:  # noqa: BLE001 - pymatgen raises many types for unreadable files
+        fail(f"{path}: cannot read a structure ({str(exc).splitlines()[0][:150] if str(exc) else type(exc).__name__})")
+    if not structure.is_ordered:
+        fail(f"{path}: has partial occupancies (a disordered structure); the hull needs an ordered one "
+             "(order it first, e.g. pymatgen's OrderDisorderedStructureTransformation)")
+    if len(structure) == 0:
+        fail(f"{path}: holds no atoms")
+    return structure

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pccd_flows.cli.common import fail, print_json, progress_bar, stderr, stdout
+from pccd_flows.cli.common import fail, print_json, progress_bar, read_structure, stderr, stdout
 
 validate_app = typer.Typer(help="Check stability verdicts against DFT and compare judges.", no_args_is_help=True)
 
@@ -138,6 +138,71 @@ def validate_judges_command(
             docs = rejudge(ids, engine, relax, progress=advance)
         judged = sum(engine in d.judgements for d in docs)
         stdout.print(f"{engine}: {judged} of {len(ids)} candidates judged", highlight=False)
+
+
+@validate_app.command("export-relaxations")
+def export_relaxations_command(
+    out: Annotated[Path, typer.Argument(help="Bundle to write (.json.gz), for scripts/portable_relax.py.")],
+    engines: Annotated[list[str], typer.Option("--engine", help="Force field (repeatable): sevennet, "
+                                                                "sevennet-l3i5, chgnet.")],
+    candidates: Annotated[str, typer.Option("--candidates", help="checked (with a DFT check), sample (the DFT "
+                                                                 "validation's sample) or all (sample first).")
+                          ] = "sample",
+    n: Annotated[int, typer.Option("--n", min=1, help="Sample size, as for `pccd validate dft`.")] = 60,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    structures: Annotated[list[Path] | None, typer.Option("--structure", help="Also judge this structure file "
+                                                                              "(e.g. a known phase; repeatable).")
+                          ] = None,
+    relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="As the study's relaxation.")] = 300,
+    relax_fmax: Annotated[float, typer.Option("--relax-fmax", min=0.001, help="As the study's relaxation.")] = 0.1,
+) -> None:
+    """Write the relaxations of judging candidates with other force fields, to run on a GPU node with only ASE and
+    the potential installed (`python scripts/portable_relax.py BUNDLE RESULTS.jsonl --device cuda`)."""
+    from pccd_flows.stability.engines import FORCE_FIELDS, RelaxSettings
+    from pccd_flows.validation.dft import DftValidationError
+    from pccd_flows.validation.portable import CANDIDATE_SETS, bundle_candidate_ids, export_bundle
+
+    unknown = [e for e in engines if e not in FORCE_FIELDS]
+    if unknown:
+        fail(f"unknown force field {unknown[0]!r}: choose from {', '.join(FORCE_FIELDS)}")
+    if candidates not in CANDIDATE_SETS:
+        fail(f"--candidates {candidates!r}: choose one of {', '.join(CANDIDATE_SETS)}")
+    extra = [(f"structure:{path.name}", read_structure(path)) for path in structures or []]
+    try:
+        ids, first = bundle_candidate_ids(candidates, n, seed)
+    except DftValidationError as exc:
+        fail(str(exc))
+    counts = export_bundle(ids, engines, RelaxSettings(steps=relax_steps, fmax=relax_fmax), out, extra=extra,
+                           first=first | {name for name, _ in extra})
+    stdout.print(f"{out}: {counts['candidates']} structures, {counts['references']} reference structures of "
+                 f"{counts['systems']} chemical systems, {len(engines)} force field(s)", highlight=False)
+
+
+@validate_app.command("import-relaxations")
+def import_relaxations_command(
+    results: Annotated[list[Path], typer.Argument(help="Result files of scripts/portable_relax.py (JSON lines).")],
+    source: Annotated[str, typer.Option("--source", help="Where they were computed (kept with the cached "
+                                                         "reference energies).")] = "scripts/portable_relax.py",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """Cache the reference energies of portable relaxations and judge the candidates they relaxed."""
+    from pccd_flows.validation.portable import import_results
+
+    missing = [p for p in results if not p.is_file()]
+    if missing:
+        fail(f"no such file: {missing[0]}")
+    try:
+        summary = import_results(results, source)
+    except (ValueError, KeyError) as exc:
+        fail(f"{results[0]}: not a portable_relax.py result file ({exc})")
+    if as_json:
+        print_json(summary)
+        return
+    for engine, counts in summary.items():
+        stdout.print(f"{engine}: {counts['judged']} candidates judged, {counts['failed']} failed", highlight=False)
+        for name, verdict in counts["others"].items():
+            text = verdict if isinstance(verdict, str) else f"E_hull {verdict['e_above_hull']:+.3f} eV/atom"
+            stdout.print(f"  {name}: {text}", highlight=False)
 
 
 @validate_app.command("report")

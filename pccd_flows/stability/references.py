@@ -78,7 +78,7 @@ def formation_energy_table(path: Path) -> dict[str, float]:
     return table
 
 
-def _structures_in_chemsys(elements: Sequence[str], path: Path, max_sites: int, max_elements: int = 3
+def structures_in_chemsys(elements: Sequence[str], path: Path, max_sites: int, max_elements: int = 3
                            ) -> dict[str, list[tuple[str, Structure]]]:
     """MP structures whose elements lie inside ``elements``, by reduced formula (cells over ``max_sites`` skipped)."""
     from pccd_flows.evaluation.novelty import known_structure_index
@@ -180,7 +180,7 @@ def elemental_energies(elements: Sequence[str], engine: str, settings: PccdSetti
     settings = settings or get_settings()
     # keyed by element: the reduced formula of an element can be a molecule's ("O2")
     unary = {Composition(formula).elements[0].symbol: items
-             for formula, items in _structures_in_chemsys(elements, settings.data_file, 10**6, 1).items()}
+             for formula, items in structures_in_chemsys(elements, settings.data_file, 10**6, 1).items()}
     energies = lowest_engine_energies(unary, engine, settings)
     missing = [el for el in elements if el not in energies]
     if missing:
@@ -225,7 +225,7 @@ def mp_structure_references(elements: Sequence[str], engine: str, settings: Pccd
     settings = settings or get_settings()
     elements = normalise_chemsys(elements)
     source = settings.reference_structures_file or settings.data_file
-    polymorphs = _structures_in_chemsys(elements, source, REFERENCE_MAX_SITES)
+    polymorphs = structures_in_chemsys(elements, source, REFERENCE_MAX_SITES)
     computed = lowest_engine_energies(polymorphs, engine, settings)
     placed = mp_formation_references(elements, engine, settings)
     entries = [PDEntry(Composition(formula), info["energy_per_atom"] * Composition(formula).num_atoms, name=formula)
