@@ -17,7 +17,7 @@ def ehull_command(
     relax: Annotated[bool, typer.Option("--relax/--no-relax", help="Relax with the engine first.")] = True,
     engine: Annotated[str, typer.Option("--engine", help="chgnet (default) or sevennet.")] = "chgnet",
     reference: Annotated[str | None, typer.Option(
-        "--reference", help="mp-formation (offline default) or mp-api (needs MP_API_KEY).")] = None,
+        "--reference", help="mp-structures (default: PCCD_REFERENCE), mp-formation (offline), mp-api (needs MP_API_KEY).")] = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Maximum relaxation steps.")] = 500,
     as_json: JsonOption = False,
 ) -> None:

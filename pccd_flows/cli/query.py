@@ -46,6 +46,9 @@ def query_command(
     max_ehull: Annotated[float | None, typer.Option("--max-ehull", help="eV/atom above hull, at most.")] = None,
     stable_only: Annotated[bool, typer.Option("--stable-only", help="On or below the hull (E_hull <= 0).")] = False,
     novel_only: Annotated[bool, typer.Option("--novel-only", help="Only crystals no MP structure matches.")] = False,
+    confirmed_by: Annotated[list[str] | None, typer.Option(
+        "--confirmed-by", help="Also require this force field's verdict (`pccd validate judges`; repeatable): its "
+                               "E_hull within --max-ehull, or 0.1 eV/atom.")] = None,
     sort: Annotated[str, typer.Option("--sort", help="Sort by (ascending; candidates without a value last): "
                                       "e_above_hull, formation_energy_per_atom, energy_per_atom, formula, chemsys, "
                                       "candidate_id, seed, index, last_updated.")] = "e_above_hull",
@@ -64,7 +67,7 @@ def query_command(
         fail("choose one of --json and --csv")
     try:
         query = CandidateQuery(chemsys=_systems(chemsys, ctx), max_ehull=max_ehull, stable_only=stable_only,
-                               novel_only=novel_only, sort=sort, limit=limit)
+                               novel_only=novel_only, confirmed_by=confirmed_by or [], sort=sort, limit=limit)
     except ValidationError as exc:
         fail(validation_message(exc))
     if cif_dir is not None:

@@ -3,26 +3,19 @@ candidate with the settings it ran with."""
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import os
-import sys
-import tempfile
 import uuid
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-
-from pymatgen.core import Structure
+from collections.abc import Iterator, Sequence
 
 from pccd_flows.schemas.candidate import CandidateDoc, RelaxationResult
 from pccd_flows.stability.engines import (
-    FORCE_FIELDS,
-    EngineError,
     EngineResult,
     RelaxSettings,
     check_engine,
-    error_line,
     force_field_maker,
+)
+from pccd_flows.stability.engines import (
+    run_force_field as relax_structures,  # the one relaxation of the project
 )
 
 
@@ -165,63 +158,6 @@ def chunked(items: Sequence, size: int) -> Iterator[list]:
         raise ValueError(f"chunk size {size}: must be at least 1")
     for start in range(0, len(items), size):
         yield list(items[start:start + size])
-
-
-@contextlib.contextmanager
-def _quiet_scratch() -> Iterator[None]:
-    """Force fields print banners on stdout (which must stay clean for --json output), and atomate2 writes files
-    (final_atoms_object.xyz...) into the working directory: both are kept away from the user's."""
-    cwd = os.getcwd()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr), \
-            tempfile.TemporaryDirectory(prefix="pccd-relax-") as scratch:
-        warnings.simplefilter("ignore")
-        os.chdir(scratch)
-        try:
-            yield
-        finally:
-            os.chdir(cwd)
-
-
-def relax_structures(structures: Sequence[Structure], engine: str = "chgnet", settings: RelaxSettings | None = None,
-                     progress: Callable[[EngineResult], None] | None = None) -> list[EngineResult]:
-    """Relax (or single-point) structures with a force field, one after another on one loaded potential.
-
-    The structures go through atomate2's ``ForceFieldRelaxMaker`` (``ForceFieldStaticMaker`` without relaxation),
-    the same task documents as its jobs write, but in this process: one maker, whose calculator (the model) is
-    loaded with the first structure and kept for the others, and no job store of its own.
-
-    Parameters
-    ----------
-    structures : sequence of Structure
-        What to relax.
-    engine : str
-        A force field of ``FORCE_FIELDS``.
-    settings : RelaxSettings, optional
-        Relax or not, step limit, force criterion.
-    progress : callable, optional
-        Called with each structure's result as it is done (to store it at once, or advance a bar).
-
-    Returns
-    -------
-    list of EngineResult
-        In order; a structure that fails has its error (one line) instead of a task document, and costs only itself.
-    """
-    if check_engine(engine) not in FORCE_FIELDS:
-        raise EngineError(f"{engine} does not run inside pccd; it runs through the screening flows on HPC")
-    maker = force_field_maker(engine, settings or RelaxSettings())
-    # the function under atomate2's @job: runs the relaxation here, with the maker's cached calculator
-    run = type(maker).make.original
-    results = []
-    with _quiet_scratch():
-        for structure in structures:
-            try:
-                result = EngineResult(structure, run(maker, structure))
-            except Exception as error:  # noqa: BLE001 - recorded on the structure, never dropped
-                result = EngineResult(structure, error=error_line(error))
-            results.append(result)
-            if progress is not None:
-                progress(result)
-    return results
 
 
 def relaxation_of(outcome: EngineResult, settings: dict, engine: str, entry_id: str | None = None,

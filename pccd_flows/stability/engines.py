@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from pymatgen.core import Structure
@@ -81,41 +83,62 @@ class EngineResult:
         return self.task_doc is not None
 
 
-def run_force_field(structures: list[Structure], engine: str = "chgnet",
-                    settings: RelaxSettings | None = None) -> list[EngineResult]:
-    """Relax (or single-point) structures with a force field, locally, through the atomate2 maker.
+@contextlib.contextmanager
+def quiet_scratch() -> Iterator[None]:
+    """Force fields print banners on stdout (which must stay clean for --json output), and atomate2 writes files
+    (final_atoms_object.xyz...) into the working directory: both are kept away from the user's."""
+    cwd = os.getcwd()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr), \
+            tempfile.TemporaryDirectory(prefix="pccd-relax-") as scratch:
+        warnings.simplefilter("ignore")
+        os.chdir(scratch)
+        try:
+            yield
+        finally:
+            os.chdir(cwd)
 
-    All structures go through one job so the model loads once; if the batch fails, each structure is retried alone so
-    one bad structure cannot take the others with it.
+
+def run_force_field(structures: Sequence[Structure], engine: str = "chgnet", settings: RelaxSettings | None = None,
+                     progress: Callable[[EngineResult], None] | None = None) -> list[EngineResult]:
+    """Relax (or single-point) structures with a force field, one after another on one loaded potential.
+
+    The structures go through atomate2's ``ForceFieldRelaxMaker`` (``ForceFieldStaticMaker`` without relaxation),
+    the same task documents as its jobs write, but in this process: one maker, whose calculator (the model) is
+    loaded with the first structure and kept for the others, and no job store of its own.
+
+    Parameters
+    ----------
+    structures : sequence of Structure
+        What to relax.
+    engine : str
+        A force field of ``FORCE_FIELDS``.
+    settings : RelaxSettings, optional
+        Relax or not, step limit, force criterion.
+    progress : callable, optional
+        Called with each structure's result as it is done (to store it at once, or advance a bar).
+
+    Returns
+    -------
+    list of EngineResult
+        In order; a structure that fails has its error (one line) instead of a task document, and costs only itself.
     """
-    from jobflow import run_locally
-
     if not structures:
         return []
-    maker = force_field_maker(engine, settings)
-
-    def run(batch: list[Structure]) -> list:
-        job = maker.make(batch)
-        # force fields print banners on stdout, which must stay clean for --json output
-        # atomate2 writes files (final_atoms_object.xyz...) into the working directory: keep them out of the user's
-        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr), \
-                tempfile.TemporaryDirectory(prefix="pccd-ff-") as scratch:
-            warnings.simplefilter("ignore")
-            responses = run_locally(job, ensure_success=True, log=False, root_dir=scratch, create_folders=True)
-        return responses[job.uuid][1].output
-
-    try:
-        return [EngineResult(s, doc) for s, doc in zip(structures, run(list(structures)), strict=True)]
-    except Exception as batch_error:  # noqa: BLE001 - any failure of the batch falls back to one by one
-        if len(structures) == 1:
-            return [EngineResult(structures[0], error=error_line(batch_error))]
-        logger.info("batch relaxation failed (%s); retrying one structure at a time", error_line(batch_error))
+    if check_engine(engine) not in FORCE_FIELDS:
+        raise EngineError(f"{engine} does not run inside pccd; it runs through the screening flows on HPC")
+    maker = force_field_maker(engine, settings or RelaxSettings())
+    # the function under atomate2's @job: runs the relaxation here, with the maker's cached calculator
+    run = type(maker).make.original
     results = []
-    for structure in structures:
-        try:
-            results.append(EngineResult(structure, run([structure])[0]))
-        except Exception as error:  # noqa: BLE001 - recorded on the structure, never dropped
-            results.append(EngineResult(structure, error=error_line(error)))
+    with quiet_scratch():
+        for structure in structures:
+            try:
+                result = EngineResult(structure, run(maker, structure))
+            except Exception as error:  # noqa: BLE001 - recorded on the structure, never dropped
+                result = EngineResult(structure, error=error_line(error))
+            results.append(result)
+            if progress is not None:
+                progress(result)
     return results
 
 

@@ -28,12 +28,14 @@ def rejudge(candidate_ids: Sequence[str], engine: str, relax: RelaxSettings, ref
 
     engine = check_engine(engine)
     candidates = CandidateStore(store)
-    docs = [candidates.get(c) for c in candidate_ids]
+    # one query: a get per candidate costs a second each on an embedded store
+    found = {d.candidate_id: d for d in candidates.find({"candidate_id": {"$in": list(candidate_ids)}})}
+    docs = [found.get(c) for c in candidate_ids]
     todo = [d for d in docs if d is not None and engine not in d.judgements and d.structure]
     calculators = hull_calculators([d.chemsys for d in todo], reference, engine) if todo else {}
     done = {}
-    for doc in todo:
-        outcome = run_force_field([doc.generated_structure()], engine, relax)[0]
+
+    def record(doc: CandidateDoc, outcome) -> None:
         if outcome.ok:
             entry = entry_from_force_field_doc(outcome.task_doc, engine, entry_id=doc.candidate_id)
             stability = calculators[doc.chemsys].stability(entry)
@@ -42,6 +44,11 @@ def rejudge(candidate_ids: Sequence[str], engine: str, relax: RelaxSettings, ref
         done[doc.candidate_id] = doc
         if progress:
             progress(1)
+
+    # one call: the potential loads once; each verdict is stored as its relaxation finishes
+    pending = iter(todo)
+    run_force_field([d.generated_structure() for d in todo], engine, relax,
+                    progress=lambda outcome: record(next(pending), outcome))
     return [done.get(d.candidate_id, d) for d in docs if d is not None]
 
 

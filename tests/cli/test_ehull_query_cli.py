@@ -52,3 +52,23 @@ def test_query_json_csv_and_cifs(mg_o_environment, candidates, tmp_path):
     result = runner.invoke(app, ["query", "--stable-only", "--cif-dir", str(tmp_path / "cifs")])
     assert result.exit_code == 0
     assert len(list((tmp_path / "cifs").glob("*.cif"))) == sum(c.e_above_hull <= 0 for c in candidates)
+
+
+def test_query_confirmed_by_a_second_judge(mg_o_environment, candidates):
+    # SevenNet's verdict on some: agreeing on every third, far above on the others, none on the odd ones
+    judged = []
+    for i, doc in enumerate(candidates):
+        if i % 2 == 0:
+            second = doc.stability.model_copy(update={"e_above_hull": doc.e_above_hull + (0.0 if i % 3 == 0 else 0.5)})
+            doc = doc.model_copy(update={"judgements": {"sevennet": second}})
+        judged.append(doc)
+    CandidateStore(candidate_store(mg_o_environment)).upsert(judged)
+    result = runner.invoke(app, ["query", "--confirmed-by", "sevennet", "--json"])
+    assert result.exit_code == 0, result.output
+    expected = {d.candidate_id for i, d in enumerate(judged) if i % 6 == 0 and d.e_above_hull <= 0.1}
+    assert expected and {c["candidate_id"] for c in json.loads(result.stdout)["candidates"]} == expected
+    tighter = runner.invoke(app, ["query", "--confirmed-by", "sevennet", "--max-ehull", "0.0", "--json"])
+    assert {c["candidate_id"] for c in json.loads(tighter.stdout)["candidates"]} == {
+        d.candidate_id for i, d in enumerate(judged) if i % 6 == 0 and d.e_above_hull <= 0.0}
+    bad = runner.invoke(app, ["query", "--confirmed-by", "mace"])
+    assert bad.exit_code == 2 and "--confirmed-by 'mace'" in bad.output
