@@ -60,7 +60,7 @@ class PccdSettings(BaseSettings):
     reference_structures_file: Path | None = Field(
         None, description="MP structures for engine reference energies (default: data_file, the bundled <= 16-site set).")
     reference_energy_seed_file: Path | None = Field(
-        BUNDLED_DATA_DIR / "reference_energies_chgnet.jsonl.gz",
+        BUNDLED_DATA_DIR / "reference_energies.jsonl.gz",
         description="Shipped engine energies of reference structures (keys as in the cache), used before computing.")
     reference: str = Field("mp-structures", description="Default reference phases of the convex hull.")
     engine: str = Field("chgnet", description="Default energy engine.")
