@@ -12,14 +12,12 @@ other work changes it far less than wall time.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import resource
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Sequence
 
 from pymatgen.core import Structure
@@ -32,7 +30,13 @@ from pccd_flows.bench.torchsim import (
     relax_with_torch_sim,
     unavailable_reason,
 )
-from pccd_flows.stability.engines import FORCE_FIELDS, RelaxSettings, error_line, run_force_field
+from pccd_flows.stability.engines import (
+    FORCE_FIELDS,
+    RelaxSettings,
+    error_line,
+    quiet_scratch,
+    run_force_field,
+)
 
 METHODS = {
     "per-candidate": ("(a)", ("one atomate2 ForceFieldRelaxMaker job per candidate through jobflow, each loading the "
@@ -55,14 +59,6 @@ def cpu_seconds() -> float:
     """
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Force fields print banners and warn per structure: keep stdout clean for --json, and the log readable."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
-        warnings.simplefilter("ignore")
-        yield
 
 
 def _outcome_of_task_doc(task_doc) -> RelaxOutcome:
@@ -94,7 +90,7 @@ def relax_per_candidate(structures: list[Structure], engine: str, steps: int, fm
     from pccd_flows.makers.relax import relax_maker
 
     jobs = [relax_maker(engine, steps, fmax).make(structure) for structure in structures]
-    with _quiet(), tempfile.TemporaryDirectory(prefix="pccd-bench-") as scratch:
+    with quiet_scratch(), tempfile.TemporaryDirectory(prefix="pccd-bench-") as scratch:
         responses = run_locally(Flow(jobs), ensure_success=False, log=False, root_dir=scratch, create_folders=True)
     outcomes = []
     for job in jobs:
@@ -126,7 +122,7 @@ def relax_chunked(structures: list[Structure], engine: str, steps: int, fmax: fl
     """
     outcomes = []
     for start in range(0, len(structures), chunk_size):
-        with _quiet():
+        with quiet_scratch():
             results = run_force_field(structures[start:start + chunk_size], engine,
                                       RelaxSettings(steps=steps, fmax=fmax))
         outcomes += [_outcome_of_task_doc(r.task_doc) if r.ok else RelaxOutcome(error=r.error) for r in results]
@@ -157,7 +153,7 @@ def relax_torch_sim(structures: list[Structure], engine: str, steps: int, fmax: 
     """
     outcomes, evaluations = [], 0
     for start in range(0, len(structures), chunk_size):
-        with _quiet():
+        with quiet_scratch():
             chunk, counted = relax_with_torch_sim(structures[start:start + chunk_size], engine, steps, fmax)
         outcomes += chunk
         evaluations += counted

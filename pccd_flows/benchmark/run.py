@@ -398,19 +398,10 @@ class BenchmarkMaker(Maker):
     """A jobflow job running :func:`run_benchmark` on a list of chemical systems (report and rows as output)."""
 
     name: str = "pccd benchmark"
-    n: int = BENCHMARK_N
-    seed: int = 0
-    engine: str = "chgnet"
-    reference: str = "mp-structures"
-    relax_steps: int = BENCHMARK_RELAX_STEPS
-    relax_fmax: float = BENCHMARK_RELAX_FMAX
-    generators: list[str] = field(default_factory=lambda: list(GENERATORS))
+    settings: BenchmarkSettings = field(default_factory=BenchmarkSettings)
 
     @job
     def make(self, systems: list[str]):
-        settings = BenchmarkSettings(n=self.n, seed=self.seed, engine=self.engine, reference=self.reference,
-                                     relax_steps=self.relax_steps, relax_fmax=self.relax_fmax,
-                                     generators=tuple(self.generators))
-        report, candidates = run_benchmark(systems, settings)
+        report, candidates = run_benchmark(systems, self.settings)
         return {"report": report.model_dump(mode="json"),
                 "candidates": [c.model_dump(mode="json") for c in candidates]}

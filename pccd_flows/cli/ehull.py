@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pccd_flows.cli.common import JsonOption, fail, print_json, progress_bar, require_file, stdout
+from pccd_flows.cli.common import JsonOption, fail, print_json, progress_bar, read_structure, stdout
 
 
 def ehull_command(
@@ -22,7 +22,6 @@ def ehull_command(
     as_json: JsonOption = False,
 ) -> None:
     """Energy above hull (eV/atom), decomposition and stability flags of each structure."""
-    from pymatgen.core import Structure
 
     from pccd_flows.settings import get_settings
     from pccd_flows.stability.assess import energy_above_hull
@@ -30,19 +29,7 @@ def ehull_command(
     from pccd_flows.stability.references import REFERENCES, ReferenceError
     from pccd_flows.stores.config import StoreError
 
-    structures = []
-    for path in files:
-        require_file(path, "structure file")
-        try:
-            structure = Structure.from_file(path)
-        except Exception as exc:  # noqa: BLE001 - pymatgen raises many types for unreadable files
-            fail(f"{path}: cannot read a structure ({str(exc).splitlines()[0][:150] if str(exc) else type(exc).__name__})")
-        if not structure.is_ordered:
-            fail(f"{path}: has partial occupancies (a disordered structure); the hull needs an ordered one "
-                 "(order it first, e.g. pymatgen's OrderDisorderedStructureTransformation)")
-        if len(structure) == 0:
-            fail(f"{path}: holds no atoms")
-        structures.append((str(path), structure))
+    structures = [(str(path), read_structure(path)) for path in files]
     reference = reference or get_settings().reference
     if reference not in REFERENCES:
         fail(f"unknown --reference {reference!r}: choose one of {', '.join(REFERENCES)}")
