@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import os
 import warnings
+
+# Most tests check one judge's path; the confirmation by a second force field (the default, which doubles the
+# relaxations) is checked where it is the subject (tests/pipeline/test_confirm.py). Set before any settings load,
+# so the CLI run in subprocesses inherits it.
+os.environ.setdefault("PCCD_CONFIRM_WITH", "none")
 
 import pytest
 from pymatgen.core import Lattice, Structure

@@ -74,6 +74,7 @@ class BenchmarkSettings:
     n: int = BENCHMARK_N
     seed: int = 0
     engine: str = "chgnet"
+    confirm_with: str = "none"  # the CLI passes the configured judge (PCCD_CONFIRM_WITH)
     reference: str = "mp-structures"
     relax_steps: int = BENCHMARK_RELAX_STEPS
     relax_fmax: float = BENCHMARK_RELAX_FMAX
@@ -86,6 +87,8 @@ class BenchmarkSettings:
         """Fingerprint of what a row depends on (not the generator list or novelty source, applied later)."""
         parts = [self.n, self.seed, self.engine, self.reference, self.relax_steps, self.relax_fmax,
                  checkpoint_sha256, str(self.prototypes)]
+        if self.confirm_with != "none":  # rows judged by one force field keep the keys they were stored under
+            parts.append(self.confirm_with)
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:12]
 
 
@@ -117,8 +120,8 @@ def read_rows(path: Path, run_key: str) -> dict[str, BenchmarkCandidate]:
     return rows
 
 
-def judge(candidates: list[BenchmarkCandidate], engine: str, reference: str, steps: int, fmax: float
-          ) -> tuple[list[BenchmarkCandidate], dict[str, str]]:
+def judge(candidates: list[BenchmarkCandidate], engine: str, reference: str, steps: int, fmax: float,
+          confirm_with: str = "none") -> tuple[list[BenchmarkCandidate], dict[str, str]]:
     """Relax and place on the hull every generated candidate, in one :func:`energy_above_hull` call.
 
     Parameters
@@ -129,6 +132,8 @@ def judge(candidates: list[BenchmarkCandidate], engine: str, reference: str, ste
         The judge's engine and hull reference.
     steps, fmax : int, float
         Relaxation settings.
+    confirm_with : str
+        Force fields that must agree with ``engine`` (see :func:`energy_above_hull`).
 
     Returns
     -------
@@ -150,7 +155,7 @@ def judge(candidates: list[BenchmarkCandidate], engine: str, reference: str, ste
     try:
         report = energy_above_hull([(c.key, c.generated_structure()) for c in todo], engine=engine,
                                    reference=reference, relax=RelaxSettings(steps=steps, fmax=fmax),
-                                   progress=lambda _: ticks.append(time.process_time()))
+                                   progress=lambda _: ticks.append(time.process_time()), confirm_with=confirm_with)
     except Exception as exc:  # noqa: BLE001 - no references, no engine: every candidate carries the reason
         from pccd_flows.stability.engines import error_line
 
@@ -301,7 +306,7 @@ def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = N
                 log(f"{system}: relaxing {len(todo)} {generator} crystals ({settings.engine}, "
                     f"{settings.relax_steps} steps)")
                 judged, found = judge(todo, settings.engine, settings.reference, settings.relax_steps,
-                                      settings.relax_fmax)
+                                      settings.relax_fmax, settings.confirm_with)
                 fingerprints.update(found)
                 keep(judged)
 
@@ -323,6 +328,7 @@ def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = N
     report = BenchmarkReport(
         systems=systems,
         judge={"engine": settings.engine, "model": FORCE_FIELD_MODELS.get(settings.engine, settings.engine),
+               "confirm_with": settings.confirm_with,
                "reference": settings.reference, "relaxation": relax, "stable_threshold_eV_per_atom": SUN_THRESHOLD,
                "reference_fingerprints": fingerprints, "novelty_source": novelty_index.source.name,
                "novelty_records": len(novelty_index),

@@ -9,7 +9,9 @@ import typer
 from rich.table import Table
 
 from pccd_flows.cli.common import (
+    ConfirmWithOption,
     JsonOption,
+    confirm_engines,
     fail,
     finite,
     print_json,
@@ -30,6 +32,7 @@ def benchmark_command(
                                                       "compositions.")] = BENCHMARK_N,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     engine: Annotated[str | None, typer.Option("--engine", help="Judge: chgnet (default) or sevennet.")] = None,
+    confirm_with: ConfirmWithOption = None,
     reference: Annotated[str | None, typer.Option(
         "--reference", help="Hull reference: mp-structures (default), mp-formation or mp-api.")] = None,
     relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="FIRE steps.")] = BENCHMARK_RELAX_STEPS,
@@ -68,9 +71,10 @@ def benchmark_command(
     engine = engine or settings.engine
     reference = reference or settings.reference
     try:
-        check_engine(engine)
+        engine = check_engine(engine)
     except EngineError as exc:
         fail(str(exc))
+    confirm_with = confirm_engines(confirm_with, engine)
     if reference not in REFERENCES:
         fail(f"unknown --reference {reference!r}: choose one of {', '.join(REFERENCES)}")
     generators = tuple(dict.fromkeys(generator or GENERATORS))
@@ -86,7 +90,8 @@ def benchmark_command(
         require_output_dir(out, "--out")
     if plot is not None:
         require_output_file(plot, "--plot")
-    run = BenchmarkSettings(n=n, seed=seed, engine=engine, reference=reference, relax_steps=relax_steps,
+    run = BenchmarkSettings(n=n, seed=seed, engine=engine, confirm_with=confirm_with, reference=reference,
+                            relax_steps=relax_steps,
                             relax_fmax=fmax, generators=generators,
                             checkpoint=str(checkpoint) if checkpoint else None,
                             prototypes=str(prototypes) if prototypes else None,

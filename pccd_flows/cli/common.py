@@ -84,6 +84,27 @@ MinCovalentRatioOption = Annotated[float, typer.Option(
 IcsdOxidationStatesOption = Annotated[bool, typer.Option(
     "--icsd-oxidation-states/--smact-only", help="Screening: also require a charge balance with oxidation states "
     "seen in the ICSD.")]
+ConfirmWithOption = Annotated[str | None, typer.Option(
+    "--confirm-with", help="Force fields that must agree with --engine (comma-separated; 'none' for none; default: "
+                           "PCCD_CONFIRM_WITH, sevennet): each relaxes the candidates the engine puts within "
+                           "PCCD_CONFIRM_BELOW (0.25 eV/atom) of the hull, and the higher E_hull counts.")]
+
+
+def confirm_engines(value: str | None, engine: str) -> str:
+    """``--confirm-with`` checked (exit 2 on an unknown force field), as the comma-separated string settings hold;
+    none where the engine is not a force field (VASP is its own check)."""
+    from pccd_flows.settings import get_settings, parse_engines
+    from pccd_flows.stability.engines import FORCE_FIELDS
+
+    engines = parse_engines(get_settings().confirm_with if value is None else value)
+    unknown = [e for e in engines if e not in FORCE_FIELDS]
+    if unknown:
+        fail(f"--confirm-with {unknown[0]!r}: choose force fields from {', '.join(FORCE_FIELDS)}, or none")
+    if engine not in FORCE_FIELDS:
+        return "none"
+    return ",".join(e for e in engines if e != engine) or "none"
+
+
 LimitOption = Annotated[int | None, typer.Option("--limit", min=1, help="Use only the first N records.")]
 
 

@@ -23,7 +23,7 @@ from pccd_flows.cli.common import (
 )
 
 CSV_COLUMNS = ("candidate_id", "formula", "chemsys", "e_above_hull", "formation_energy_per_atom", "energy_per_atom",
-               "engine", "reference", "novel", "matched_mp_id", "checkpoint_sha256", "seed", "index")
+               "engine", "judge", "reference", "novel", "matched_mp_id", "checkpoint_sha256", "seed", "index")
 
 
 def _csv_row(doc) -> dict:
@@ -33,7 +33,8 @@ def _csv_row(doc) -> dict:
         "e_above_hull": doc.e_above_hull,
         "formation_energy_per_atom": stability.formation_energy_per_atom if stability else None,
         "energy_per_atom": relaxation.energy_per_atom if relaxation else None,
-        "engine": relaxation.engine if relaxation else None, "reference": stability.reference if stability else None,
+        "engine": relaxation.engine if relaxation else None, "judge": stability.engine if stability else None,
+        "reference": stability.reference if stability else None,
         "novel": doc.novel, "matched_mp_id": doc.matched_mp_id,
         "checkpoint_sha256": doc.provenance.checkpoint_sha256, "seed": doc.provenance.seed,
         "index": doc.provenance.index,
@@ -92,14 +93,15 @@ def query_command(
         writer.writerows(_csv_row(d) for d in docs)
     elif cif_dir is None:
         table = Table(title=f"{len(docs)} candidates")
-        for column in ("candidate", "formula", "E_hull (eV/atom)", "decomposition", "novel", "seed/index"):
+        for column in ("candidate", "formula", "E_hull (eV/atom)", "judge", "decomposition", "novel", "seed/index"):
             table.add_column(column)
         for doc in docs:
             decomposition = " + ".join(doc.stability.decomposition) if doc.stability else ""
             ehull = f"{doc.e_above_hull:.3f}" if doc.e_above_hull is not None else "-"
             if ehull == "-" and doc.prefilter.passed is False:
                 ehull = "rejected"
-            table.add_row(doc.candidate_id, doc.formula or "-", ehull, decomposition, str(doc.novel),
+            judge = doc.stability.engine if doc.stability else ""
+            table.add_row(doc.candidate_id, doc.formula or "-", ehull, judge, decomposition, str(doc.novel),
                           f"{doc.provenance.seed}/{doc.provenance.index}")
         stdout.print(table)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pccd_flows.cli.common import (
+    ConfirmWithOption,
     EtaOption,
     IcsdOxidationStatesOption,
     MinCovalentRatioOption,
@@ -15,6 +16,7 @@ from pccd_flows.cli.common import (
     SamplerStepsOption,
     add_to_launchpad,
     check_store_location,
+    confirm_engines,
     fail,
     finite,
     job_progress,
@@ -33,6 +35,7 @@ def screen_command(
     n: Annotated[int, typer.Option("--n", min=1, help="Candidates per chemical system.")] = 16,
     engine: Annotated[str, typer.Option("--engine", help="chgnet (default), sevennet, or vasp (HPC).")] = "chgnet",
     reference: Annotated[str | None, typer.Option("--reference", help="mp-structures, mp-formation, mp-api.")] = None,
+    confirm_with: ConfirmWithOption = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
     eta: EtaOption = DEFAULT_SAMPLER_ETA,
@@ -81,6 +84,7 @@ def screen_command(
         engine = check_engine(engine)
     except (ReferenceError, EngineError) as exc:
         fail(str(exc))
+    confirm_with = confirm_engines(confirm_with, engine)
     if any(len(s.split("-")) > 3 for s in systems):
         fail("PCCD generates crystals of 1 to 3 elements")
     reference = reference or get_settings().reference
@@ -124,7 +128,7 @@ def screen_command(
         prefilter=PrefilterMaker(min_covalent_ratio=min_covalent_ratio or None,
                                  require_icsd_oxidation_states=icsd_oxidation_states),
         relax=RelaxCandidatesMaker(engine=engine, steps=relax_steps, fmax=relax_fmax, chunk_size=chunk_size),
-        stability=StabilityMaker(reference=reference, engine=engine),
+        stability=StabilityMaker(reference=reference, engine=engine, confirm_with=confirm_with),
     )
     flow = maker.make(systems)
     if write_workflow is not None or launchpad is not None:
@@ -143,7 +147,8 @@ def screen_command(
     from pccd_flows.pipeline.executors import run_flow
     from pccd_flows.stores.candidates import CandidateQuery, CandidateStore
 
-    stderr.print(f"screening {', '.join(systems)}: {n} candidates each, {engine}, reference {reference}")
+    judge = engine if confirm_with == "none" else f"{engine} confirmed by {confirm_with}"
+    stderr.print(f"screening {', '.join(systems)}: {n} candidates each, {judge}, reference {reference}")
     with job_progress():
         run = run_flow(flow, workers, settings.store_dir / "fireworks")
     if run.interrupted:

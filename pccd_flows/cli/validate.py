@@ -210,18 +210,23 @@ def validate_report_command(
     out: Annotated[Path | None, typer.Option("--out", help="Write the report JSON here "
                                                            "(e.g. docs/stability/dft_validation.json).")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write the parity plot PNG here.")] = None,
-    default_judge: Annotated[str, typer.Option("--default-judge", help="The judge the project uses by default.")
-                             ] = "chgnet",
+    default_judge: Annotated[str | None, typer.Option(
+        "--default-judge", help="The judge the project uses by default (default: the configured engine and "
+                                "confirming force fields, e.g. chgnet+sevennet).")] = None,
     study: Annotated[str | None, typer.Option("--study", help="Estimate the DFT fractions of this study's "
                                                               "candidates (default: all in the store).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
     """Parity, MAE, precision and recall of each judge against the stored DFT checks, and DFT-estimated study rates."""
     from pccd_flows.evaluation.novelty import known_structure_index
+    from pccd_flows.settings import get_settings
     from pccd_flows.stores.candidates import CandidateStore
     from pccd_flows.study.report import refresh_relaxed_novelty
     from pccd_flows.validation.report import build_report, eligible_population, parity_plot
 
+    if default_judge is None:
+        settings = get_settings()
+        default_judge = "+".join([settings.engine, *(e for e in settings.confirm_engines if e != settings.engine)])
     store = CandidateStore()
     everything = list(store.find({"study": study} if study else {}))
     checked = [d for d in everything if d.dft_check is not None]

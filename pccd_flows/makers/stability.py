@@ -31,6 +31,11 @@ class StabilityMaker(Maker):
         The engine the candidates were relaxed with (reference energies are computed with it).
     relaxed_novelty : bool
         Also judge the relaxed structures' novelty against MP.
+    confirm_with : str, optional
+        Force fields that must agree (comma-separated, ``none`` for none; default: the configured ones): each
+        relaxes the candidates under ``confirm_below`` too, and the verdict is the highest E_hull.
+    confirm_below : float, optional
+        eV/atom; default: the configured one.
     store : Store, optional
         The candidate store.
     """
@@ -39,6 +44,8 @@ class StabilityMaker(Maker):
     reference: str | None = None
     engine: str = "chgnet"
     relaxed_novelty: bool = True
+    confirm_with: str | None = None
+    confirm_below: float | None = None
     store: Store | None = None
 
     @job
@@ -46,9 +53,12 @@ class StabilityMaker(Maker):
         """Judge and store the relaxed ones among ``candidates``; returns all of them and any reference errors."""
         from pccd_flows.pipeline.judge import judge_candidates, write_judgements
 
-        result = judge_candidates(candidates, self.reference, self.engine, relaxed_novelty=self.relaxed_novelty)
+        result = judge_candidates(candidates, self.reference, self.engine, relaxed_novelty=self.relaxed_novelty,
+                                  confirm_with=self.confirm_with, confirm_below=self.confirm_below)
         write_judgements(self.store, [d for d in result.candidates if d.relaxation is not None
                                        and d.chemsys not in result.reference_errors])
         for chemsys, error in result.reference_errors.items():
             logger.warning("no hull for %s: %s", chemsys, error)
+        for candidate, error in result.confirmation_errors.items():
+            logger.warning("%s judged without confirmation: %s", candidate, error)
         return result

@@ -18,7 +18,7 @@ One behaviour everywhere:
 """
 
 from pccd_flows.pipeline.generate import generate_candidates, load_generator
-from pccd_flows.pipeline.judge import JudgedCandidates, judge_candidates, unjudged_reasons
+from pccd_flows.pipeline.judge import JudgedCandidates, judge_candidates, needs_judging, unjudged_reasons
 from pccd_flows.pipeline.prefilter import PrefilterSettings, prefilter, prefilter_against_store
 from pccd_flows.pipeline.relax import (
     chunked,
@@ -30,5 +30,5 @@ from pccd_flows.pipeline.relax import (
 )
 
 __all__ = ["JudgedCandidates", "PrefilterSettings", "chunked", "generate_candidates", "judge_candidates",
-           "load_generator", "needs_relaxation", "prefilter", "prefilter_against_store", "relax_candidates",
+           "load_generator", "needs_judging", "needs_relaxation", "prefilter", "prefilter_against_store", "relax_candidates",
            "relax_structures", "relaxation_settings", "unjudged_reasons", "with_relaxation"]

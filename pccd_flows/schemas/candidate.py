@@ -171,6 +171,15 @@ class CandidateDoc(BaseModel):
             return self.relaxed_novelty.matched_mp_id
         return self.prefilter.matched_mp_id
 
+    @property
+    def own_stability(self) -> StabilityResult | None:
+        """The verdict of the force field that relaxed the candidate alone; ``stability`` itself where it is not
+        combined with a confirming force field's (``stability.engine`` like ``chgnet+sevennet``)."""
+        if (self.stability is not None and "+" in self.stability.engine and self.relaxation is not None
+                and self.relaxation.engine in self.judgements):
+            return self.judgements[self.relaxation.engine]
+        return self.stability
+
     def with_stability(self, stability: StabilityResult) -> CandidateDoc:
         # the relaxed structure is unchanged (a new relaxation drops relaxed_novelty itself: makers/relax.py), so
         # its novelty verdict still holds

@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
-from pccd_flows.settings import PccdSettings
-from pccd_flows.stability.engines import RelaxSettings
+from pccd_flows.schemas.candidate import StabilityResult
+from pccd_flows.settings import PccdSettings, get_settings, parse_engines
+from pccd_flows.stability.engines import FORCE_FIELDS, RelaxSettings
 from pccd_flows.stability.hull import HullCalculator
 from pccd_flows.stability.references import ReferenceError, reference_set
 
@@ -24,12 +25,17 @@ class HullResult(BaseModel):
     decomposition: dict[str, float] = {}
     stable_at: dict[str, bool] = {}
     relaxed_structure: dict | None = None
+    judge: str | None = Field(None, description="The force fields whose E_hull this is (the highest of theirs), "
+                                                "e.g. chgnet+sevennet.")
+    judgements: dict[str, float] = Field(default_factory=dict, description="Each force field's own E_hull.")
     error: str | None = None
 
 
 class HullReport(BaseModel):
     reference: str
     engine: str
+    confirm_with: list[str] = Field(default_factory=list, description="Force fields that had to agree.")
+    confirm_below: float | None = None
     relaxed: bool
     reference_fingerprints: dict[str, str]
     results: list[HullResult]
@@ -47,6 +53,7 @@ def hull_calculators(chemical_systems: Sequence[str], reference: str, engine: st
 def energy_above_hull(structures: Sequence[tuple[str, Structure]], engine: str = "chgnet",
                       reference: str = "mp-formation", relax: RelaxSettings | None = None,
                       settings: PccdSettings | None = None, progress: Callable[[int], None] | None = None,
+                      confirm_with: str | list[str] | None = None, confirm_below: float | None = None,
                       ) -> HullReport:
     """Energy above hull of each (source, structure).
 
@@ -64,6 +71,12 @@ def energy_above_hull(structures: Sequence[tuple[str, Structure]], engine: str =
         Where reference data and caches are.
     progress : callable, optional
         Called with 1 per structure done.
+    confirm_with : str or list of str, optional
+        Force fields that must agree (default: the configured ``confirm_with``; ``none``): each relaxes the
+        structures ``engine`` puts within ``confirm_below`` of the hull again, and the higher E_hull is the row's
+        (as :func:`pccd_flows.pipeline.judge.confirm_candidates` does for candidates).
+    confirm_below : float, optional
+        eV/atom (default: the configured ``confirm_below``).
 
     Returns
     -------
@@ -104,6 +117,29 @@ def energy_above_hull(structures: Sequence[tuple[str, Structure]], engine: str =
             "formation_energy_per_atom": stability.formation_energy_per_atom,
             "decomposition": stability.decomposition, "stable_at": stability.stable_at,
             "relaxed_structure": outcome.task_doc.output.structure.as_dict()})
-    return HullReport(reference=reference, engine=engine, relaxed=relax.relax,
+        rows[i].judge, rows[i].judgements = engine, {engine: stability.e_above_hull}
+    settings = settings or get_settings()
+    confirm = settings.confirm_engines if confirm_with is None else parse_engines(confirm_with)
+    confirm = [e for e in confirm if e != engine] if engine in FORCE_FIELDS else []
+    below = settings.confirm_below if confirm_below is None else confirm_below
+    for other in confirm:
+        window = [i for i, row in enumerate(rows) if row.e_above_hull is not None
+                  and row.judgements[engine] <= below + 1e-9]
+        second = energy_above_hull([structures[i] for i in window], other, reference, relax, settings,
+                                   confirm_with="none")
+        errors.update({c: f"no {other} hull to confirm with: {e}" for c, e in second.reference_errors.items()
+                       if c not in errors})
+        for i, result in zip(window, second.results, strict=True):
+            if result.e_above_hull is None:
+                rows[i].error = f"not confirmed by {other}: {result.error}"
+                continue
+            judgements = {**rows[i].judgements, other: result.e_above_hull}
+            highest = max(judgements.values())
+            rows[i] = rows[i].model_copy(update={
+                "judge": "+".join(judgements), "judgements": judgements, "e_above_hull": highest,
+                "stable_at": StabilityResult.from_hull(highest, reference=reference, reference_fingerprint="",
+                                                       engine=engine).stable_at})
+    return HullReport(reference=reference, engine=engine, relaxed=relax.relax, confirm_with=confirm,
+                      confirm_below=below if confirm else None,
                       reference_fingerprints={c: calc.references.fingerprint for c, calc in hulls.items()},
                       results=rows, reference_errors=errors)

@@ -24,7 +24,13 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
     generates for the composition (element channel fixed; seeded, stored under ``<study>-case-studies`` and
     generated once), relaxed and judged here, through the screening core, where the study has not got there yet."""
     from pccd_flows.model.generate import GenerationConditions
-    from pccd_flows.pipeline import judge_candidates, needs_relaxation, relax_candidates, relaxation_settings
+    from pccd_flows.pipeline import (
+        judge_candidates,
+        needs_judging,
+        needs_relaxation,
+        relax_candidates,
+        relaxation_settings,
+    )
     from pccd_flows.pipeline.judge import write_judgements
 
     case_study = case_study_name(spec)
@@ -42,9 +48,9 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
                                                                  store=candidates)}
         pool = [relaxed.get(d.candidate_id, d) for d in pool]
     unjudged = [d for d in pool if d.relaxation is not None and d.relaxation.energy_per_atom is not None
-                and (d.stability is None or d.stability.reference != spec.reference)]
+                and needs_judging(d, spec.reference, spec.confirm_with)]
     if unjudged:
-        result = judge_candidates(unjudged, spec.reference, spec.engine)
+        result = judge_candidates(unjudged, spec.reference, spec.engine, confirm_with=spec.confirm_with)
         if result.reference_errors:
             raise ReferenceError("; ".join(result.reference_errors.values()))
         write_judgements(candidates, result.candidates)
@@ -98,11 +104,15 @@ def run_case_studies(candidates, spec: StudySpec, out_dir: Path, follow_up_maker
                 products = decomposition_products(doc)
             except ReferenceError as exc:
                 log(f"{formula}: no DFT stability check ({exc})")
-        log(f"{formula}: {doc.candidate_id}, CHGNet E_hull {doc.e_above_hull:.3f} eV/atom; follow-up")
+        log(f"{formula}: {doc.candidate_id}, E_hull {doc.e_above_hull:.3f} eV/atom ({doc.stability.engine}); follow-up")
         flow = follow_up_maker.make(doc.final_structure(), doc.candidate_id, products)
         summary = run_follow_up_here(flow, doc.final_structure(), doc.candidate_id, out_dir) or {
             "formula": formula, "candidate_id": doc.candidate_id, "errors": ["the follow-up did not finish"]}
-        summary.update(chgnet_e_above_hull=doc.e_above_hull, novel=doc.novel,
+        if summary.get("dft_e_above_hull") is None and doc.dft_check is not None and doc.dft_check.e_above_hull is not None:
+            # the force-field follow-up has no DFT stability check of its own: `pccd validate dft --candidate-id`'s
+            summary.update(dft_e_above_hull=doc.dft_check.e_above_hull, dft_check_protocol=doc.dft_check.protocol)
+        summary.update(chgnet_e_above_hull=doc.own_stability.e_above_hull, e_above_hull=doc.e_above_hull,
+                       judge=doc.stability.engine, novel=doc.novel,
                        matched_mp_id=doc.prefilter.matched_mp_id, nsites=doc.nsites,
                        space_group=_space_group(doc.final_structure()), provenance=doc.provenance.model_dump(mode="json"),
                        settings=follow_up_maker.settings_record())

@@ -64,6 +64,8 @@ class StudySpec(BaseModel):
     per_batch: int = Field(16, ge=1, description="Structures generated per system and batch.")
     max_batches: int = Field(2000, ge=1, description="Give up (clearly) if the screening passes too few.")
     engine: str = "chgnet"
+    confirm_with: str = Field(default_factory=lambda: _settings().confirm_with,
+                              description="Force fields that must agree with the engine's verdict ('none': none).")
     reference: str = "mp-structures"
     relax_steps: int = Field(300, ge=1, description="Relaxation step cap (FIRE, cell and positions).")
     relax_fmax: float = Field(0.1, gt=0, description="Force convergence of the relaxations, eV/A.")
@@ -143,8 +145,10 @@ def progress_path(spec: StudySpec, store_dir: Path) -> Path:
 # relaxation with other settings is redone, so that all of the study's candidates are relaxed alike)
 EXECUTION_FIELDS = {"target", "relax_chunk", "relax_workers", "checkpoint"}
 RELAX_FIELDS = {"relax_steps", "relax_fmax"}
+# a study resumed with other confirming force fields keeps its candidates and judges them again
+JUDGE_FIELDS = {"confirm_with"}
 # what a field meant in progress records written before it existed (the behaviour of that time)
-FIELDS_ADDED_LATER = {"sampler_repulsion": 0.0}
+FIELDS_ADDED_LATER = {"sampler_repulsion": 0.0, "confirm_with": "none"}
 
 
 def load_progress(spec: StudySpec, store_dir: Path, resume: bool) -> StudyProgress:
@@ -153,7 +157,7 @@ def load_progress(spec: StudySpec, store_dir: Path, resume: bool) -> StudyProgre
         recorded = json.loads(path.read_text())
         recorded["spec"] = {**FIELDS_ADDED_LATER, **recorded["spec"]}
         previous = StudyProgress.model_validate(recorded)
-        free = EXECUTION_FIELDS | RELAX_FIELDS
+        free = EXECUTION_FIELDS | RELAX_FIELDS | JUDGE_FIELDS
         before = previous.spec.model_dump(exclude=free)
         changed = sorted(k for k, v in spec.model_dump(exclude=free).items() if before.get(k) != v)
         if changed:
@@ -272,7 +276,8 @@ class StudyFlowMaker(Maker):
                                             store=store),
                    relax=RelaxCandidatesMaker(engine=spec.engine, steps=spec.relax_steps, fmax=spec.relax_fmax,
                                               chunk_size=spec.relax_chunk, store=store),
-                   stability=StabilityMaker(reference=spec.reference, engine=spec.engine, store=store),
+                   stability=StabilityMaker(reference=spec.reference, engine=spec.engine,
+                                            confirm_with=spec.confirm_with, store=store),
                    store=store)
 
     def candidates(self):
@@ -290,17 +295,21 @@ class StudyFlowMaker(Maker):
             a stability job for relaxed candidates not judged against this reference, and, while fewer than the
             target passed, the screening job of the next batch. Empty when the study is done.
         """
-        from pccd_flows.pipeline import needs_relaxation, relaxation_settings
+        from pccd_flows.pipeline import chunked, needs_judging, needs_relaxation, relaxation_settings
+        from pccd_flows.settings import get_settings
 
         candidates = self.candidates()
         passed = study_candidates(candidates, self.study)
         jobs = self.relax_and_judge(passed)
         settings = relaxation_settings(self.relax.engine, self.relax.steps, self.relax.fmax)
+        reference = self.stability.reference or get_settings().reference
+        # also those judged by other force fields than now configured (a study resumed with a confirmation)
         unjudged = [d for d in passed if not needs_relaxation(d, settings) and d.relaxation.energy_per_atom is not None
-                    and (d.stability is None or d.stability.reference != self.stability.reference)]
-        if unjudged:
-            judge = self.stability.make(unjudged)
-            judge.name = f"{self.study} stability of {len(unjudged)} relaxed"
+                    and needs_judging(d, reference, self.stability.confirm_with, self.stability.confirm_below)]
+        # in chunks, so that confirming relaxations run on every worker
+        for i, chunk in enumerate(chunked(unjudged, self.relax.chunk_size)):
+            judge = self.stability.make(chunk)
+            judge.name = f"{self.study} stability of relaxed chunk {i} ({len(chunk)})"
             jobs.append(judge)
         if len(passed) < self.target:  # from the batch after the last stored (every batch stores all it made)
             jobs.append(self.screen_job(next_batch(candidates, self.study)))

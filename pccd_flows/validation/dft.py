@@ -94,7 +94,14 @@ def eligible(doc: CandidateDoc, judge_engine: str | None = None) -> bool:
     """A relaxed, judged candidate of a plain-PBE chemistry (judged by ``judge_engine`` when given)."""
     return (doc.stability is not None and doc.relaxation is not None and doc.relaxation.structure is not None
             and doc.relaxation.error is None and plain_pbe_chemistry(doc.chemsys)
-            and (judge_engine is None or doc.stability.engine == judge_engine))
+            and (judge_engine is None or doc.own_stability.engine == judge_engine))
+
+
+def sampled_e_above_hull(doc: CandidateDoc) -> float | None:
+    """What the sample is stratified by: the verdict of the force field that relaxed the candidate, not combined
+    with a confirmation (a store judged again with a second force field keeps its sample and its strata)."""
+    own = doc.own_stability
+    return own.e_above_hull if own is not None else None
 
 
 def stratified_sample(docs: Sequence[CandidateDoc], n: int, seed: int = 0, stable_below: float = STABLE_BELOW,
@@ -107,8 +114,10 @@ def stratified_sample(docs: Sequence[CandidateDoc], n: int, seed: int = 0, stabl
     if n < 1:
         raise DftValidationError("the sample needs at least one candidate")
     ordered = sorted(docs, key=lambda d: d.candidate_id)  # the store's order must not change the sample
-    stable = [d for d in ordered if d.e_above_hull is not None and d.e_above_hull <= stable_below]
-    near = [d for d in ordered if d.e_above_hull is not None and stable_below < d.e_above_hull <= near_above]
+    value = {d.candidate_id: sampled_e_above_hull(d) for d in ordered}
+    stable = [d for d in ordered if value[d.candidate_id] is not None and value[d.candidate_id] <= stable_below]
+    near = [d for d in ordered if value[d.candidate_id] is not None
+            and stable_below < value[d.candidate_id] <= near_above]
     rng = random.Random(seed)
     rng.shuffle(stable)
     rng.shuffle(near)
@@ -238,11 +247,12 @@ def check_candidate(doc: CandidateDoc, settings: DftValidationSettings | None = 
     cache = cache or ReferenceDftCache(pccd_settings)
     if doc.stability is None or doc.relaxation is None or not doc.relaxation.structure:
         raise DftValidationError(f"{doc.candidate_id} has no relaxed structure with a verdict to check")
-    engine = doc.stability.engine
+    own = doc.own_stability  # the relaxing force field's: the strata; the others' are in judgements
+    engine = own.engine
     result = DftStabilityResult(
         engine="gpaw", protocol=settings.protocol, fingerprint=settings.fingerprint(),
         settings=settings.model_dump(mode="json"), judge_engine=engine,
-        judge_e_above_hull=doc.stability.e_above_hull, decomposition=dict(doc.stability.decomposition))
+        judge_e_above_hull=own.e_above_hull, decomposition=dict(doc.stability.decomposition))
     started = time.perf_counter()
     try:
         products = decomposition_phases(doc, pccd_settings)

@@ -3,11 +3,11 @@ force field's own hull, and keep the verdict beside the first (``CandidateDoc.ju
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from pccd_flows.schemas.candidate import CandidateDoc
-from pccd_flows.stability.engines import FORCE_FIELD_MODELS, RelaxSettings, check_engine, run_force_field
-from pccd_flows.stability.entries import entry_from_force_field_doc
+from pccd_flows.stability.engines import FORCE_FIELD_MODELS, RelaxSettings, check_engine
 
 
 def rejudge(candidate_ids: Sequence[str], engine: str, relax: RelaxSettings, reference: str = "mp-structures",
@@ -23,33 +23,28 @@ def rejudge(candidate_ids: Sequence[str], engine: str, relax: RelaxSettings, ref
     relax
         The relaxation settings (those of the study being checked, so the judges differ only by the potential).
     """
-    from pccd_flows.stability.assess import hull_calculators
+    from pccd_flows.pipeline.judge import confirm_candidates
     from pccd_flows.stores.candidates import CandidateStore
 
     engine = check_engine(engine)
     candidates = CandidateStore(store)
     # one query: a get per candidate costs a second each on an embedded store
     found = {d.candidate_id: d for d in candidates.find({"candidate_id": {"$in": list(candidate_ids)}})}
-    docs = [found.get(c) for c in candidate_ids]
-    todo = [d for d in docs if d is not None and engine not in d.judgements and d.structure]
-    calculators = hull_calculators([d.chemsys for d in todo], reference, engine) if todo else {}
-    done = {}
-
-    def record(doc: CandidateDoc, outcome) -> None:
-        if outcome.ok:
-            entry = entry_from_force_field_doc(outcome.task_doc, engine, entry_id=doc.candidate_id)
-            stability = calculators[doc.chemsys].stability(entry)
-            doc = doc.model_copy(update={"judgements": {**doc.judgements, engine: stability}})
-            candidates.patch({doc.candidate_id: {"judgements": doc.judgements}})
-        done[doc.candidate_id] = doc
-        if progress:
-            progress(1)
-
-    # one call: the potential loads once; each verdict is stored as its relaxation finishes
-    pending = iter(todo)
-    run_force_field([d.generated_structure() for d in todo], engine, relax,
-                    progress=lambda outcome: record(next(pending), outcome))
-    return [done.get(d.candidate_id, d) for d in docs if d is not None]
+    docs = [found[c] for c in candidate_ids if c in found]
+    todo = [d for d in docs if engine not in d.judgements and d.structure]
+    # the screening's own confirmation, with every candidate in the window and the study's relaxation settings;
+    # only the new verdict is stored (the first judge's stays the candidate's, for the comparison)
+    todo = [d.model_copy(update={"relaxation": d.relaxation.model_copy(update={"steps": relax.steps,
+                                                                                "fmax": relax.fmax})})
+            for d in todo if d.relaxation is not None]
+    confirmed, _, _ = confirm_candidates(
+        todo, [engine], math.inf, reference, progress=progress,
+        on_result=lambda d: candidates.patch({d.candidate_id: {"judgements": {
+            **found[d.candidate_id].judgements, engine: d.judgements[engine]}}}))
+    judged = {d.candidate_id: found[d.candidate_id].model_copy(
+        update={"judgements": {**found[d.candidate_id].judgements, engine: d.judgements[engine]}})
+        for d in confirmed if engine in d.judgements}
+    return [judged.get(d.candidate_id, d) for d in docs]
 
 
 def judge_label(engine: str) -> str:

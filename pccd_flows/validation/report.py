@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from pccd_flows.schemas.candidate import CandidateDoc
-from pccd_flows.validation.dft import NEAR_ABOVE, STABLE_BELOW, eligible
+from pccd_flows.validation.dft import NEAR_ABOVE, STABLE_BELOW, eligible, sampled_e_above_hull
 
 THRESHOLDS = {"100meV": 0.1, "80meV": 0.08}
 BOOTSTRAP = 2000
@@ -56,6 +56,15 @@ def stratum(e_above_hull: float | None) -> str:
     if e_above_hull <= STABLE_BELOW + 1e-9:
         return "stable"
     return "near" if e_above_hull <= NEAR_ABOVE + 1e-9 else "far"
+
+
+def checked_e_above_hull(doc: CandidateDoc) -> float | None:
+    """The sampled stratum's value of a checked candidate: the relaxing force field's own verdict when it was
+    checked (a check of a combined verdict, e.g. ``chgnet+sevennet``, reads the own verdict from the candidate)."""
+    check = doc.dft_check
+    if check.judge_engine and "+" not in check.judge_engine:
+        return check.judge_e_above_hull
+    return sampled_e_above_hull(doc)
 
 
 def judge_values(doc: CandidateDoc) -> dict[str, float]:
@@ -114,11 +123,11 @@ def build_report(checked: Sequence[CandidateDoc], population: Sequence[Candidate
     checked_judge = next(iter({d.dft_check.judge_engine for d in ok}), None)
     pop_counts: dict[str, int] = {}
     for doc in population:
-        key = stratum(doc.e_above_hull)
+        key = stratum(sampled_e_above_hull(doc))
         pop_counts[key] = pop_counts.get(key, 0) + 1
     sample_counts: dict[str, int] = {}
     for doc in ok:
-        key = stratum(doc.dft_check.judge_e_above_hull)
+        key = stratum(checked_e_above_hull(doc))
         sample_counts[key] = sample_counts.get(key, 0) + 1
     weight = {k: pop_counts.get(k, 0) / n for k, n in sample_counts.items()}
 
@@ -127,7 +136,7 @@ def build_report(checked: Sequence[CandidateDoc], population: Sequence[Candidate
     for doc in ok:
         dft = doc.dft_check.e_above_hull
         values = judge_values(doc)
-        w = weight[stratum(doc.dft_check.judge_e_above_hull)]
+        w = weight[stratum(checked_e_above_hull(doc))]
         for name, value in values.items():
             per_judge.setdefault(name, []).append((w, value, dft))
         rows.append({"candidate_id": doc.candidate_id, "formula": doc.formula, "nsites": doc.nsites,
@@ -152,11 +161,11 @@ def dft_estimated_fractions(ok: Sequence[CandidateDoc], study: Sequence[Candidat
         return {}, []
     shares: dict[str, float] = {}
     for doc in study:
-        key = stratum(doc.e_above_hull)
+        key = stratum(sampled_e_above_hull(doc))
         shares[key] = shares.get(key, 0) + 1 / len(study)
     by_stratum: dict[str, list[CandidateDoc]] = {}
     for doc in ok:
-        by_stratum.setdefault(stratum(doc.dft_check.judge_e_above_hull), []).append(doc)
+        by_stratum.setdefault(stratum(checked_e_above_hull(doc)), []).append(doc)
     tests = {
         "fraction_below_250meV": lambda d: d.dft_check.e_above_hull <= 0.25,
         "fraction_below_80meV": lambda d: d.dft_check.e_above_hull <= 0.08,
