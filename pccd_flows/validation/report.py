@@ -84,7 +84,7 @@ def judge_values(doc: CandidateDoc) -> dict[str, float]:
     return values
 
 
-def _weighted_metrics(rows: list[tuple[float, float, float]]) -> JudgeMetrics:
+def weighted_metrics(rows: list[tuple[float, float, float]]) -> JudgeMetrics:
     """rows of (weight, judge E_hull, DFT E_hull)."""
     total = sum(w for w, _, _ in rows)
     metrics = {"n": len(rows)}
@@ -142,7 +142,7 @@ def build_report(checked: Sequence[CandidateDoc], population: Sequence[Candidate
         rows.append({"candidate_id": doc.candidate_id, "formula": doc.formula, "nsites": doc.nsites,
                      "dft_e_above_hull": round(dft, 4), "seconds": doc.dft_check.seconds,
                      **{f"{k}_e_above_hull": round(v, 4) for k, v in values.items()}})
-    judges = {name: _weighted_metrics(r) for name, r in sorted(per_judge.items())}
+    judges = {name: weighted_metrics(r) for name, r in sorted(per_judge.items())}
     estimated, assumptions = dft_estimated_fractions(ok, study or population, sun, seed)
     return DftValidationReport(
         n=len(ok), n_failed=len(failed), protocol=",".join(sorted(protocols)) or None,
