@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pccd_flows.cli.common import (
+    ConfirmFromOption,
     ConfirmWithOption,
     EtaOption,
     IcsdOxidationStatesOption,
@@ -17,6 +18,7 @@ from pccd_flows.cli.common import (
     add_to_launchpad,
     check_store_location,
     confirm_engines,
+    confirm_start,
     fail,
     finite,
     job_progress,
@@ -36,6 +38,7 @@ def screen_command(
     engine: Annotated[str, typer.Option("--engine", help="chgnet (default), sevennet, or vasp (HPC).")] = "chgnet",
     reference: Annotated[str | None, typer.Option("--reference", help="mp-structures, mp-formation, mp-api.")] = None,
     confirm_with: ConfirmWithOption = None,
+    confirm_from: ConfirmFromOption = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
     eta: EtaOption = DEFAULT_SAMPLER_ETA,
@@ -84,7 +87,7 @@ def screen_command(
         engine = check_engine(engine)
     except (ReferenceError, EngineError) as exc:
         fail(str(exc))
-    confirm_with = confirm_engines(confirm_with, engine)
+    confirm_with, confirm_from = confirm_engines(confirm_with, engine), confirm_start(confirm_from)
     if any(len(s.split("-")) > 3 for s in systems):
         fail("PCCD generates crystals of 1 to 3 elements")
     reference = reference or get_settings().reference
@@ -128,7 +131,8 @@ def screen_command(
         prefilter=PrefilterMaker(min_covalent_ratio=min_covalent_ratio or None,
                                  require_icsd_oxidation_states=icsd_oxidation_states),
         relax=RelaxCandidatesMaker(engine=engine, steps=relax_steps, fmax=relax_fmax, chunk_size=chunk_size),
-        stability=StabilityMaker(reference=reference, engine=engine, confirm_with=confirm_with),
+        stability=StabilityMaker(reference=reference, engine=engine, confirm_with=confirm_with,
+                                 confirm_from=confirm_from),
     )
     flow = maker.make(systems)
     if write_workflow is not None or launchpad is not None:
@@ -147,7 +151,8 @@ def screen_command(
     from pccd_flows.pipeline.executors import run_flow
     from pccd_flows.stores.candidates import CandidateQuery, CandidateStore
 
-    judge = engine if confirm_with == "none" else f"{engine} confirmed by {confirm_with}"
+    judge = engine if confirm_with == "none" else f"{engine} confirmed by {confirm_with} (from the {confirm_from} " \
+                                                  "structure)"
     stderr.print(f"screening {', '.join(systems)}: {n} candidates each, {judge}, reference {reference}")
     with job_progress():
         run = run_flow(flow, workers, settings.store_dir / "fireworks")

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from pccd_flows.cli.common import (
+    ConfirmFromOption,
     ConfirmWithOption,
     EtaOption,
     IcsdOxidationStatesOption,
@@ -20,6 +21,7 @@ from pccd_flows.cli.common import (
     SamplerStepsOption,
     check_store_location,
     confirm_engines,
+    confirm_start,
     echo,
     fail,
     job_progress,
@@ -42,6 +44,7 @@ def paper_746_command(
     target: Annotated[int, typer.Option("--target", min=1, help="Structures that pass the screening.")] = 746,
     engine: Annotated[str, typer.Option("--engine", help="Force field: chgnet (default) or sevennet.")] = "chgnet",
     confirm_with: ConfirmWithOption = None,
+    confirm_from: ConfirmFromOption = None,
     reference: Annotated[str | None, typer.Option("--reference", help="mp-structures, mp-formation, mp-api.")
                          ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -91,17 +94,19 @@ def paper_746_command(
         fail(str(exc))
     if engine not in FORCE_FIELDS:
         fail("the study runs here with a force field; VASP studies go through `pccd screen --write-workflow`")
-    confirm_with = confirm_engines(confirm_with, engine)
+    confirm_with, confirm_from = confirm_engines(confirm_with, engine), confirm_start(confirm_from)
     settings = get_settings()
     spec = StudySpec(name=name, target=target, seed=seed, n_systems=n_systems, systems=systems or None,
-                     per_batch=per_batch, engine=engine, confirm_with=confirm_with, reference=reference or settings.reference,
+                     per_batch=per_batch, engine=engine, confirm_with=confirm_with, confirm_from=confirm_from,
+                     reference=reference or settings.reference,
                      relax_steps=relax_steps, relax_fmax=relax_fmax, sampler_steps=sampler_steps, sampler_eta=sampler_eta,
                      sampler_repulsion=sampler_repulsion,
                      min_covalent_ratio=min_covalent_ratio or None, require_icsd_oxidation_states=icsd_oxidation_states,
                      **({"relax_workers": workers} if workers else {}),
                      **({"relax_chunk": chunk_size} if chunk_size else {}),
                      checkpoint=str(checkpoint.resolve()) if checkpoint else None)
-    judge = engine if confirm_with == "none" else f"{engine} confirmed by {confirm_with}"
+    judge = engine if confirm_with == "none" else f"{engine} confirmed by {confirm_with} (from the {confirm_from} " \
+                                                  "structure)"
     stderr.print(f"study {name}: {target} structures over {len(spec.chemical_systems())} systems, {judge}, "
                  f"reference {spec.reference}{' (resuming)' if resume else ''}")
     try:

@@ -36,6 +36,8 @@ class StabilityMaker(Maker):
         relaxes the candidates under ``confirm_below`` too, and the verdict is the highest E_hull.
     confirm_below : float, optional
         eV/atom; default: the configured one.
+    confirm_from : str, optional
+        ``generated`` or ``relaxed``: what the confirming force fields relax; default: the configured one.
     store : Store, optional
         The candidate store.
     """
@@ -46,6 +48,7 @@ class StabilityMaker(Maker):
     relaxed_novelty: bool = True
     confirm_with: str | None = None
     confirm_below: float | None = None
+    confirm_from: str | None = None
     store: Store | None = None
 
     @job
@@ -54,7 +57,8 @@ class StabilityMaker(Maker):
         from pccd_flows.pipeline.judge import judge_candidates, write_judgements
 
         result = judge_candidates(candidates, self.reference, self.engine, relaxed_novelty=self.relaxed_novelty,
-                                  confirm_with=self.confirm_with, confirm_below=self.confirm_below)
+                                  confirm_with=self.confirm_with, confirm_below=self.confirm_below,
+                                  confirm_from=self.confirm_from)
         write_judgements(self.store, [d for d in result.candidates if d.relaxation is not None
                                        and d.chemsys not in result.reference_errors])
         for chemsys, error in result.reference_errors.items():

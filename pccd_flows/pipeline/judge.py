@@ -24,7 +24,7 @@ class JudgedCandidates(BaseModel):
 
 def judge_candidates(candidates: Sequence[CandidateDoc], reference: str | None = None, engine: str = "chgnet",
                      settings=None, relaxed_novelty: bool = True, confirm_with: str | list[str] | None = None,
-                     confirm_below: float | None = None) -> JudgedCandidates:
+                     confirm_below: float | None = None, confirm_from: str | None = None) -> JudgedCandidates:
     """Place every relaxed candidate on the convex hull of its chemical system's reference phases, confirmed by
     other force fields.
 
@@ -51,6 +51,9 @@ def judge_candidates(candidates: Sequence[CandidateDoc], reference: str | None =
     confirm_below : float, optional
         Only candidates ``engine`` puts at most this far above the hull (eV/atom) are confirmed; default: the
         configured ``confirm_below``.
+    confirm_from : str, optional
+        ``generated`` or ``relaxed``: the structure the confirming force fields relax (default: the configured
+        ``confirm_from``).
 
     Returns
     -------
@@ -80,7 +83,8 @@ def judge_candidates(candidates: Sequence[CandidateDoc], reference: str | None =
     failed: dict[str, str] = {}
     if confirm:
         below = settings.confirm_below if confirm_below is None else confirm_below
-        docs, confirm_errors, failed = confirm_candidates(docs, confirm, below, reference, settings)
+        start = confirm_from or settings.confirm_from
+        docs, confirm_errors, failed = confirm_candidates(docs, confirm, below, reference, settings, start=start)
         errors.update({chemsys: error for chemsys, error in confirm_errors.items() if chemsys not in errors})
     if relaxed_novelty:
         docs = with_relaxed_novelty(docs)
@@ -88,9 +92,10 @@ def judge_candidates(candidates: Sequence[CandidateDoc], reference: str | None =
 
 
 def confirm_candidates(candidates: Sequence[CandidateDoc], engines: Sequence[str], below: float = math.inf,
-                       reference: str = "mp-structures", settings=None, progress=None, on_result=None
-                       ) -> tuple[list[CandidateDoc], dict[str, str], dict[str, str]]:
-    """Second opinions: relax each judged candidate's generated structure with every force field of ``engines``
+                       reference: str = "mp-structures", settings=None, progress=None, on_result=None,
+                       start: str = "generated") -> tuple[list[CandidateDoc], dict[str, str], dict[str, str]]:
+    """Second opinions: relax each judged candidate's generated (or relaxed) structure with every force field of
+    ``engines``
     (the step limit and force criterion of its own relaxation), judge it on that force field's own hull, keep the
     verdict in ``judgements`` and make ``stability`` the highest E_hull of all.
 
@@ -113,6 +118,9 @@ def confirm_candidates(candidates: Sequence[CandidateDoc], engines: Sequence[str
         Called with 1 per confirming relaxation done.
     on_result : callable, optional
         Called with each candidate as soon as a force field's verdict is on it (to store it at once).
+    start : str
+        ``generated``: relax the generated structure, a judge independent of the first (the rule measured at
+        precision 0.89); ``relaxed``: the first engine's relaxed structure, the crystal the DFT check computes.
 
     Returns
     -------
@@ -132,7 +140,7 @@ def confirm_candidates(candidates: Sequence[CandidateDoc], engines: Sequence[str
                   and d.own_stability.e_above_hull <= below + 1e-9]
         hulls, errors = reference_hulls([docs[i].chemsys for i in wanted], reference, engine, settings)
         reference_errors.update({c: f"no {engine} hull to confirm with: {e}" for c, e in errors.items()})
-        todo = [i for i in wanted if docs[i].chemsys in hulls and not _verdict_holds(docs[i], engine, hulls)]
+        todo = [i for i in wanted if docs[i].chemsys in hulls and not _verdict_holds(docs[i], engine, hulls, start)]
         # group by the first relaxation's settings, so both force fields relax alike
         groups: dict[tuple[int, float], list[int]] = {}
         for i in todo:
@@ -148,6 +156,8 @@ def confirm_candidates(candidates: Sequence[CandidateDoc], engines: Sequence[str
                 if outcome.ok:
                     entry = entry_from_force_field_doc(outcome.task_doc, engine, entry_id=doc.candidate_id)
                     verdict = hulls[doc.chemsys].stability(entry)
+                    if start == "relaxed":
+                        verdict.relaxed_from = start
                     docs[i] = doc.model_copy(update={"judgements": {**doc.judgements, engine: verdict}})
                     if on_result is not None:
                         on_result(docs[i])
@@ -156,13 +166,14 @@ def confirm_candidates(candidates: Sequence[CandidateDoc], engines: Sequence[str
                 if progress is not None:
                     progress(1)
 
-            relax_structures([docs[i].generated_structure() for i in indices], engine,
+            relax_structures([docs[i].generated_structure() if start == "generated" else docs[i].final_structure()
+                              for i in indices], engine,
                              RelaxSettings(steps=steps, fmax=fmax), progress=record)
     return [with_consensus(d, engines) for d in docs], reference_errors, failed
 
 
 def needs_judging(doc: CandidateDoc, reference: str, confirm_with: str | list[str] | None = None,
-                  confirm_below: float | None = None, settings=None) -> bool:
+                  confirm_below: float | None = None, settings=None, confirm_from: str | None = None) -> bool:
     """Whether a relaxed candidate's verdict is missing, against other reference phases, or not by the judges
     configured now (confirmed where it should be, by those force fields and no others).
 
@@ -172,7 +183,7 @@ def needs_judging(doc: CandidateDoc, reference: str, confirm_with: str | list[st
         A relaxed candidate.
     reference : str
         The reference phases its verdict should be against.
-    confirm_with, confirm_below
+    confirm_with, confirm_below, confirm_from
         As for :func:`judge_candidates` (default: the configured ones).
     settings : PccdSettings, optional
         Where the defaults are read.
@@ -189,12 +200,15 @@ def needs_judging(doc: CandidateDoc, reference: str, confirm_with: str | list[st
     expected = [own.engine]
     if own.engine in FORCE_FIELDS and own.e_above_hull <= below + 1e-9:
         expected += [e for e in confirm if e != own.engine]
-    return doc.stability.engine.split("+") != expected
+    start = confirm_from or settings.confirm_from
+    return doc.stability.engine.split("+") != expected or any(
+        (doc.judgements[e].relaxed_from or "generated") != start for e in expected[1:])
 
 
-def _verdict_holds(doc: CandidateDoc, engine: str, hulls: dict) -> bool:
+def _verdict_holds(doc: CandidateDoc, engine: str, hulls: dict, start: str) -> bool:
     verdict = doc.judgements.get(engine)
-    return verdict is not None and verdict.reference_fingerprint == hulls[doc.chemsys].references.fingerprint
+    return (verdict is not None and verdict.reference_fingerprint == hulls[doc.chemsys].references.fingerprint
+            and (verdict.relaxed_from or "generated") == start)
 
 
 def with_consensus(doc: CandidateDoc, engines: Sequence[str]) -> CandidateDoc:

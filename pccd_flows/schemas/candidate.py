@@ -90,6 +90,8 @@ class StabilityResult(BaseModel):
     engine: str
     model: str | None = Field(None, description="The engine's model (e.g. 7net-0), where it has a choice.")
     stable_at: dict[str, bool] = Field(default_factory=dict, description="e_above_hull <= threshold, per threshold.")
+    relaxed_from: str | None = Field(None, description="A confirming force field's start: 'relaxed' (the first "
+                                                       "engine's relaxed structure); None: the generated one.")
 
     @classmethod
     def from_hull(cls, e_above_hull: float, **kwargs) -> StabilityResult:

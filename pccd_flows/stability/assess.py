@@ -125,8 +125,10 @@ def energy_above_hull(structures: Sequence[tuple[str, Structure]], engine: str =
     for other in confirm:
         window = [i for i, row in enumerate(rows) if row.e_above_hull is not None
                   and row.judgements[engine] <= below + 1e-9]
-        second = energy_above_hull([structures[i] for i in window], other, reference, relax, settings,
-                                   confirm_with="none")
+        # the generated structure (an independent judge) or the engine's relaxed one: settings.confirm_from
+        starts = [structures[i] if settings.confirm_from == "generated" or not rows[i].relaxed_structure
+                  else (structures[i][0], Structure.from_dict(rows[i].relaxed_structure)) for i in window]
+        second = energy_above_hull(starts, other, reference, relax, settings, confirm_with="none")
         errors.update({c: f"no {other} hull to confirm with: {e}" for c, e in second.reference_errors.items()
                        if c not in errors})
         for i, result in zip(window, second.results, strict=True):

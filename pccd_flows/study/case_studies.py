@@ -48,9 +48,10 @@ def best_candidate(candidates, spec: StudySpec, formula: str, extra_samples: int
                                                                  store=candidates)}
         pool = [relaxed.get(d.candidate_id, d) for d in pool]
     unjudged = [d for d in pool if d.relaxation is not None and d.relaxation.energy_per_atom is not None
-                and needs_judging(d, spec.reference, spec.confirm_with)]
+                and needs_judging(d, spec.reference, spec.confirm_with, confirm_from=spec.confirm_from)]
     if unjudged:
-        result = judge_candidates(unjudged, spec.reference, spec.engine, confirm_with=spec.confirm_with)
+        result = judge_candidates(unjudged, spec.reference, spec.engine, confirm_with=spec.confirm_with,
+                                  confirm_from=spec.confirm_from)
         if result.reference_errors:
             raise ReferenceError("; ".join(result.reference_errors.values()))
         write_judgements(candidates, result.candidates)

@@ -66,6 +66,8 @@ class StudySpec(BaseModel):
     engine: str = "chgnet"
     confirm_with: str = Field(default_factory=lambda: _settings().confirm_with,
                               description="Force fields that must agree with the engine's verdict ('none': none).")
+    confirm_from: str = Field(default_factory=lambda: _settings().confirm_from,
+                              description="What the confirming force fields relax: generated or relaxed.")
     reference: str = "mp-structures"
     relax_steps: int = Field(300, ge=1, description="Relaxation step cap (FIRE, cell and positions).")
     relax_fmax: float = Field(0.1, gt=0, description="Force convergence of the relaxations, eV/A.")
@@ -146,9 +148,9 @@ def progress_path(spec: StudySpec, store_dir: Path) -> Path:
 EXECUTION_FIELDS = {"target", "relax_chunk", "relax_workers", "checkpoint"}
 RELAX_FIELDS = {"relax_steps", "relax_fmax"}
 # a study resumed with other confirming force fields keeps its candidates and judges them again
-JUDGE_FIELDS = {"confirm_with"}
+JUDGE_FIELDS = {"confirm_with", "confirm_from"}
 # what a field meant in progress records written before it existed (the behaviour of that time)
-FIELDS_ADDED_LATER = {"sampler_repulsion": 0.0, "confirm_with": "none"}
+FIELDS_ADDED_LATER = {"sampler_repulsion": 0.0, "confirm_with": "none", "confirm_from": "generated"}
 
 
 def load_progress(spec: StudySpec, store_dir: Path, resume: bool) -> StudyProgress:
@@ -277,7 +279,8 @@ class StudyFlowMaker(Maker):
                    relax=RelaxCandidatesMaker(engine=spec.engine, steps=spec.relax_steps, fmax=spec.relax_fmax,
                                               chunk_size=spec.relax_chunk, store=store),
                    stability=StabilityMaker(reference=spec.reference, engine=spec.engine,
-                                            confirm_with=spec.confirm_with, store=store),
+                                            confirm_with=spec.confirm_with, confirm_from=spec.confirm_from,
+                                            store=store),
                    store=store)
 
     def candidates(self):
@@ -305,7 +308,8 @@ class StudyFlowMaker(Maker):
         reference = self.stability.reference or get_settings().reference
         # also those judged by other force fields than now configured (a study resumed with a confirmation)
         unjudged = [d for d in passed if not needs_relaxation(d, settings) and d.relaxation.energy_per_atom is not None
-                    and needs_judging(d, reference, self.stability.confirm_with, self.stability.confirm_below)]
+                    and needs_judging(d, reference, self.stability.confirm_with, self.stability.confirm_below,
+                                      confirm_from=self.stability.confirm_from)]
         # in chunks, so that confirming relaxations run on every worker
         for i, chunk in enumerate(chunked(unjudged, self.relax.chunk_size)):
             judge = self.stability.make(chunk)

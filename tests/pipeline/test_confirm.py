@@ -10,7 +10,7 @@ from pymatgen.core import Lattice, Structure
 from typer.testing import CliRunner
 
 from pccd_flows.cli import app
-from pccd_flows.pipeline import judge_candidates, relax_candidates
+from pccd_flows.pipeline import judge_candidates, needs_judging, relax_candidates
 from pccd_flows.schemas.candidate import PrefilterResult
 from pccd_flows.settings import PccdSettings
 from pccd_flows.stores.candidates import CandidateStore
@@ -51,6 +51,16 @@ def test_a_verdict_is_the_higher_e_hull_of_both_force_fields_and_each_is_kept(mg
                              confirm_with="sevennet", confirm_below=1.0)
     assert [d.judgements["sevennet"] for d in again.candidates] == [d.judgements["sevennet"]
                                                                      for d in result.candidates]
+    # from the relaxed structure instead: a verdict from the generated one does not stand for it
+    assert not any(needs_judging(d, "mp-structures", "sevennet", 1.0, confirm_from="generated")
+                   for d in result.candidates)
+    assert all(needs_judging(d, "mp-structures", "sevennet", 1.0, confirm_from="relaxed") for d in result.candidates)
+    from_relaxed = judge_candidates(result.candidates, "mp-structures", "chgnet", relaxed_novelty=False,
+                                    confirm_with="sevennet", confirm_below=1.0, confirm_from="relaxed")
+    for before, doc in zip(result.candidates, from_relaxed.candidates, strict=True):
+        assert doc.judgements["sevennet"].relaxed_from == "relaxed"
+        assert doc.judgements["chgnet"] == before.judgements["chgnet"]  # the first verdict stands
+        assert doc.e_above_hull == max(doc.judgements["chgnet"].e_above_hull, doc.judgements["sevennet"].e_above_hull)
     # outside the window the first judge's verdict stands alone, named as such
     narrow = judge_candidates(relaxed, "mp-structures", "chgnet", relaxed_novelty=False,
                               confirm_with="sevennet", confirm_below=0.0)
