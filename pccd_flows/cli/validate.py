@@ -22,6 +22,11 @@ def _shard(value: str) -> tuple[int, int]:
     return index, count
 
 
+StudyOption = Annotated[str | None, typer.Option(
+    "--study", help="Draw the sample from this study's candidates only (e.g. paper-746): candidates added to the "
+                    "store later (a case study's) then leave it unchanged.")]
+
+
 @validate_app.command("dft")
 def validate_dft_command(
     n: Annotated[int, typer.Option("--n", min=1, help="Sample size: half judged stable at 0.1 eV/atom, half with "
@@ -36,6 +41,7 @@ def validate_dft_command(
     candidate_ids: Annotated[list[str] | None, typer.Option(
         "--candidate-id", help="Check these candidates instead of a sample (repeatable).")] = None,
     judge: Annotated[str | None, typer.Option("--judge", help="Sample only candidates judged by this engine.")] = None,
+    study: StudyOption = None,
     shard: Annotated[str, typer.Option("--shard", help="I/N: this process takes every N-th candidate from the "
                                                        "I-th (two processes on two cores: 0/2 and 1/2).")] = "0/1",
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Recompute candidates whose check failed.")
@@ -62,7 +68,7 @@ def validate_dft_command(
         from pccd_flows.followup.gpaw import require_gpaw
 
         require_gpaw()
-        ids = select_candidates(n, seed, judge, candidate_ids=candidate_ids, shard=shard_of)
+        ids = select_candidates(n, seed, judge, candidate_ids=candidate_ids, shard=shard_of, study=study)
     except (DftValidationError, RuntimeError) as exc:
         fail(str(exc))
     if launchpad is not None:
@@ -111,6 +117,7 @@ def validate_judges_command(
                                                     "whole stratified sample.")] = True,
     n: Annotated[int, typer.Option("--n", min=1, help="Sample size, as for `pccd validate dft`.")] = 60,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    study: StudyOption = None,
     relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="As the study's relaxation.")] = 300,
     relax_fmax: Annotated[float, typer.Option("--relax-fmax", min=0.001, help="As the study's relaxation.")] = 0.1,
 ) -> None:
@@ -129,7 +136,7 @@ def validate_judges_command(
             fail("no candidate has a DFT check yet: run `pccd validate dft` first, or pass --sample")
     else:
         try:
-            ids = select_candidates(n, seed)
+            ids = select_candidates(n, seed, study=study)
         except DftValidationError as exc:
             fail(str(exc))
     relax = RelaxSettings(steps=relax_steps, fmax=relax_fmax)
@@ -150,6 +157,7 @@ def export_relaxations_command(
                           ] = "sample",
     n: Annotated[int, typer.Option("--n", min=1, help="Sample size, as for `pccd validate dft`.")] = 60,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    study: StudyOption = None,
     structures: Annotated[list[Path] | None, typer.Option("--structure", help="Also judge this structure file "
                                                                               "(e.g. a known phase; repeatable).")
                           ] = None,
@@ -169,7 +177,7 @@ def export_relaxations_command(
         fail(f"--candidates {candidates!r}: choose one of {', '.join(CANDIDATE_SETS)}")
     extra = [(f"structure:{path.name}", read_structure(path)) for path in structures or []]
     try:
-        ids, first = bundle_candidate_ids(candidates, n, seed)
+        ids, first = bundle_candidate_ids(candidates, n, seed, study=study)
     except DftValidationError as exc:
         fail(str(exc))
     counts = export_bundle(ids, engines, RelaxSettings(steps=relax_steps, fmax=relax_fmax), out, extra=extra,
@@ -215,6 +223,10 @@ def validate_report_command(
                                 "confirming force fields, e.g. chgnet+sevennet).")] = None,
     study: Annotated[str | None, typer.Option("--study", help="Estimate the DFT fractions of this study's "
                                                               "candidates (default: all in the store).")] = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="The sample's size, as for `pccd validate dft`: checks of "
+                                                      "other candidates (a case study's) are not in the metrics.")
+                 ] = 60,
+    seed: Annotated[int, typer.Option("--seed", help="The sample's seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
     """Parity, MAE, precision and recall of each judge against the stored DFT checks, and DFT-estimated study rates."""
@@ -229,9 +241,22 @@ def validate_report_command(
         default_judge = "+".join([settings.engine, *(e for e in settings.confirm_engines if e != settings.engine)])
     store = CandidateStore()
     everything = list(store.find({"study": study} if study else {}))
+    from pccd_flows.validation.dft import DftValidationError, select_candidates
+
     checked = [d for d in everything if d.dft_check is not None]
     if not checked:
         fail("no candidate has a DFT check: run `pccd validate dft` first")
+    try:  # the weights are the sample's: a check outside it (a case study's pick) would bias them
+        sample = set(select_candidates(n, seed, study=study))
+    except DftValidationError as exc:
+        fail(str(exc))
+    outside = [d for d in checked if d.candidate_id not in sample]
+    checked = [d for d in checked if d.candidate_id in sample]
+    if outside:
+        stderr.print(f"{len(outside)} checked candidate(s) outside the sample (--n {n} --seed {seed}) are left out "
+                     f"of the metrics: {', '.join(d.candidate_id for d in outside)}", highlight=False)
+    if not checked:
+        fail("no candidate of the sample has a DFT check: run `pccd validate dft` with the same --n and --seed")
     judged = [d for d in everything if d.e_above_hull is not None]
     stderr.print("judging novelty and uniqueness of the relaxed structures (for the S.U.N. estimate)")
     with progress_bar("relaxed novelty", len(judged)) as advance:

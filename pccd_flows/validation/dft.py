@@ -305,9 +305,10 @@ def validate_candidates(candidate_ids: Sequence[str], settings: DftValidationSet
 
 
 def select_candidates(n: int, seed: int = 0, judge_engine: str | None = None, store=None,
-                      candidate_ids: Sequence[str] | None = None, shard: tuple[int, int] = (0, 1)
-                      ) -> list[str]:
-    """The ids to validate: the given ones, else the seeded stratified sample of eligible judged candidates."""
+                      candidate_ids: Sequence[str] | None = None, shard: tuple[int, int] = (0, 1),
+                      study: str | None = None) -> list[str]:
+    """The ids to validate: the given ones, else the seeded stratified sample of eligible judged candidates (of
+    ``study`` only, when given: candidates added to the store later, e.g. a case study's, must not change it)."""
     from pccd_flows.stores.candidates import CandidateStore
 
     candidates = CandidateStore(store)
@@ -317,7 +318,8 @@ def select_candidates(n: int, seed: int = 0, judge_engine: str | None = None, st
             raise DftValidationError(f"no candidate {missing[0]} in the store")
         ids = list(candidate_ids)
     else:
-        docs = [d for d in candidates.find({"e_above_hull": {"$ne": None}}) if eligible(d, judge_engine)]
+        criteria = {"e_above_hull": {"$ne": None}, **({"study": study} if study else {})}
+        docs = [d for d in candidates.find(criteria) if eligible(d, judge_engine)]
         if not docs:
             raise DftValidationError("the store has no relaxed, judged candidate of a plain-PBE chemistry")
         ids = [d.candidate_id for d in stratified_sample(docs, n, seed)]

@@ -38,7 +38,8 @@ REFERENCE_RELAX = RelaxSettings(steps=300, fmax=0.05)  # the hull's (references.
 CANDIDATE_SETS = ("checked", "sample", "all")
 
 
-def bundle_candidate_ids(which: str, n: int = 60, seed: int = 0, store=None) -> tuple[list[str], set[str]]:
+def bundle_candidate_ids(which: str, n: int = 60, seed: int = 0, store=None, study: str | None = None
+                         ) -> tuple[list[str], set[str]]:
     """The candidates of a bundle and those to relax first: ``checked`` (with a DFT check), ``sample`` (the DFT
     validation's stratified sample, :func:`pccd_flows.validation.dft.select_candidates`) or ``all`` judged ones
     (the sample first)."""
@@ -51,7 +52,7 @@ def bundle_candidate_ids(which: str, n: int = 60, seed: int = 0, store=None) -> 
     if which == "checked":
         ids = sorted(candidates.ids({"dft_check": {"$ne": None}}))
         return ids, set(ids)
-    sample = select_candidates(n, seed, store=store)
+    sample = select_candidates(n, seed, store=store, study=study)
     if which == "sample":
         return sample, set(sample)
     rest = sorted(set(candidates.ids({"e_above_hull": {"$ne": None}})) - set(sample))
