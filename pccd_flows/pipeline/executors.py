@@ -127,7 +127,9 @@ def _run_on_workers(flow, workers: int, directory: Path, settings) -> FlowRun:
 
     from pccd_flows.stores.config import job_store
 
-    env = {**os.environ, **embedded_launchpad(directory)}
+    # workers run in their own launch directories: a relative path (PCCD_STORE_DIR=runs/x) would point elsewhere
+    directory = Path(directory).resolve()
+    env = {**os.environ, **embedded_launchpad(directory), "PCCD_STORE_DIR": str(Path(settings.store_dir).resolve())}
     # the job store travels in the workflow (and in every FireWork a job adds), so workers need no jobflow.yaml
     workflow = flow_to_workflow(flow, store=job_store(settings))
     path = Path(directory) / "workflow.json"

@@ -87,7 +87,11 @@ def test_a_rerun_with_other_relaxation_settings_relaxes_again(mg_o_environment, 
         args = [pccd, "screen", "--chemsys", "Mg-O", "--n", "3", "--seed", "0", "--relax-steps", str(relax_steps),
                 "--relax-fmax", str(relax_fmax), "--reference", "mp-formation", "--run-locally",
                 "--workers", str(workers), "--chunk-size", "2"]
-        result = subprocess.run(args, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        # over workers, the store given relative to the working directory (each worker runs in its own directory)
+        run_env = {**env, "PCCD_STORE_DIR": "store"} if workers > 1 else env
+        assert Path(os.environ["PCCD_STORE_DIR"]) == tmp_path / "store"
+        result = subprocess.run(args, check=False, cwd=tmp_path, env=run_env, capture_output=True, text=True,
+                                timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
         query = subprocess.run([pccd, "query", "--json"], check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
                                timeout=300)
