@@ -29,7 +29,8 @@ def decomposition_phases(doc: CandidateDoc, settings: PccdSettings | None = None
     if doc.stability is None:
         raise ReferenceError(f"{doc.candidate_id} has no stability result to take its decomposition from")
     settings = settings or get_settings()
-    stability = doc.stability
+    # the relaxing force field's own verdict: its hull's phases (a confirmed verdict is named like chgnet+sevennet)
+    stability = doc.own_stability
     references = reference_set(stability.reference, doc.chemsys.split("-"), stability.engine, settings)
     chosen = references.notes.get("computed", {})
     index = known_structure_index(settings.reference_structures_file or settings.data_file)

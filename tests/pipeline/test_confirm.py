@@ -13,6 +13,7 @@ from pccd_flows.cli import app
 from pccd_flows.pipeline import judge_candidates, needs_judging, relax_candidates
 from pccd_flows.schemas.candidate import PrefilterResult
 from pccd_flows.settings import PccdSettings
+from pccd_flows.stability.products import decomposition_phases
 from pccd_flows.stores.candidates import CandidateStore
 from tests.factories import KNOWN_PHASES as KNOWN
 from tests.factories import known_phase, make_candidate
@@ -46,6 +47,8 @@ def test_a_verdict_is_the_higher_e_hull_of_both_force_fields_and_each_is_kept(mg
         assert doc.stability.stable_at["0.08"] == (chgnet.stable_at["0.08"] and sevennet.stable_at["0.08"])
     rock_salt, zinc_blende = result.candidates
     assert abs(rock_salt.e_above_hull) < 0.02 and 0.03 < zinc_blende.e_above_hull < 0.3
+    # what the DFT check and the follow-up read: the first engine's hull phases, not a combined engine name
+    assert set(decomposition_phases(zinc_blende)) == set(zinc_blende.judgements["chgnet"].decomposition) == {"MgO"}
     # judged again (a changed reference set would redo it): the stored second opinion is reused, not recomputed
     again = judge_candidates(result.candidates, "mp-structures", "chgnet", relaxed_novelty=False,
                              confirm_with="sevennet", confirm_below=1.0)
