@@ -61,8 +61,7 @@ def judge_candidates(candidates: Sequence[CandidateDoc], reference: str | None =
         The candidates in order; a chemical system whose references cannot be had (no data, no MP key, no
         network) is recorded in ``reference_errors`` and its candidates stay unjudged, the others are judged.
     """
-    from pccd_flows.settings import get_settings, parse_engines
-    from pccd_flows.stability.engines import FORCE_FIELDS
+    from pccd_flows.settings import get_settings
     from pccd_flows.stability.hull import judge
 
     settings = settings or get_settings()
@@ -78,12 +77,9 @@ def judge_candidates(candidates: Sequence[CandidateDoc], reference: str | None =
     for chemsys, calculator in hulls.items():
         judged.update((d.candidate_id, d) for d in judge([d for d in relaxed if d.chemsys == chemsys], calculator))
     docs = [judged.get(d.candidate_id, d) for d in docs]
-    confirm = settings.confirm_engines if confirm_with is None else parse_engines(confirm_with)
-    confirm = [e for e in confirm if e != engine] if engine in FORCE_FIELDS else []
+    confirm, below, start = confirmation(engine, confirm_with, confirm_below, confirm_from, settings)
     failed: dict[str, str] = {}
     if confirm:
-        below = settings.confirm_below if confirm_below is None else confirm_below
-        start = confirm_from or settings.confirm_from
         docs, confirm_errors, failed = confirm_candidates(docs, confirm, below, reference, settings, start=start)
         errors.update({chemsys: error for chemsys, error in confirm_errors.items() if chemsys not in errors})
     if relaxed_novelty:
@@ -91,13 +87,26 @@ def judge_candidates(candidates: Sequence[CandidateDoc], reference: str | None =
     return JudgedCandidates(candidates=docs, reference_errors=errors, confirmation_errors=failed)
 
 
+def confirmation(engine: str, confirm_with: str | list[str] | None = None, confirm_below: float | None = None,
+                 confirm_from: str | None = None, settings=None) -> tuple[list[str], float, str]:
+    """The confirming force fields of ``engine``'s verdicts, their window (eV/atom) and start structure: the given
+    values, else the configured ones; none for an engine that is not a force field (VASP is its own check)."""
+    from pccd_flows.settings import get_settings, parse_engines
+    from pccd_flows.stability.engines import FORCE_FIELDS
+
+    settings = settings or get_settings()
+    engines = settings.confirm_engines if confirm_with is None else parse_engines(confirm_with)
+    engines = [e for e in engines if e != engine] if engine in FORCE_FIELDS else []
+    return (engines, settings.confirm_below if confirm_below is None else confirm_below,
+            confirm_from or settings.confirm_from)
+
+
 def confirm_candidates(candidates: Sequence[CandidateDoc], engines: Sequence[str], below: float = math.inf,
                        reference: str = "mp-structures", settings=None, progress=None, on_result=None,
                        start: str = "generated") -> tuple[list[CandidateDoc], dict[str, str], dict[str, str]]:
     """Second opinions: relax each judged candidate's generated (or relaxed) structure with every force field of
-    ``engines``
-    (the step limit and force criterion of its own relaxation), judge it on that force field's own hull, keep the
-    verdict in ``judgements`` and make ``stability`` the highest E_hull of all.
+    ``engines`` (the step limit and force criterion of its own relaxation), judge it on that force field's own hull,
+    keep the verdict in ``judgements`` and make ``stability`` the highest E_hull of all.
 
     Measured on the 746 study against GPAW PBE (docs/stability.md): CHGNet's "stable at 0.1 eV/atom" held for 0.58
     of its calls, CHGNet's with SevenNet-0's for 0.89. A verdict stored already (same reference phases) is reused.
@@ -188,27 +197,19 @@ def needs_judging(doc: CandidateDoc, reference: str, confirm_with: str | list[st
     settings : PccdSettings, optional
         Where the defaults are read.
     """
-    from pccd_flows.settings import get_settings, parse_engines
-    from pccd_flows.stability.engines import FORCE_FIELDS
-
     if doc.stability is None or doc.stability.reference != reference:
         return True
-    settings = settings or get_settings()
-    confirm = settings.confirm_engines if confirm_with is None else parse_engines(confirm_with)
-    below = settings.confirm_below if confirm_below is None else confirm_below
     own = doc.own_stability
-    expected = [own.engine]
-    if own.engine in FORCE_FIELDS and own.e_above_hull <= below + 1e-9:
-        expected += [e for e in confirm if e != own.engine]
-    start = confirm_from or settings.confirm_from
+    confirm, below, start = confirmation(own.engine, confirm_with, confirm_below, confirm_from, settings)
+    expected = [own.engine, *(confirm if own.e_above_hull <= below + 1e-9 else [])]
     return doc.stability.engine.split("+") != expected or any(
-        (doc.judgements[e].relaxed_from or "generated") != start for e in expected[1:])
+        doc.judgements[e].start != start for e in expected[1:])
 
 
 def _verdict_holds(doc: CandidateDoc, engine: str, hulls: dict, start: str) -> bool:
     verdict = doc.judgements.get(engine)
     return (verdict is not None and verdict.reference_fingerprint == hulls[doc.chemsys].references.fingerprint
-            and (verdict.relaxed_from or "generated") == start)
+            and verdict.start == start)
 
 
 def with_consensus(doc: CandidateDoc, engines: Sequence[str]) -> CandidateDoc:

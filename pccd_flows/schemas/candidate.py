@@ -93,6 +93,12 @@ class StabilityResult(BaseModel):
     relaxed_from: str | None = Field(None, description="A confirming force field's start: 'relaxed' (the first "
                                                        "engine's relaxed structure); None: the generated one.")
 
+    @property
+    def start(self) -> str:
+        """What a confirming force field relaxed: ``generated`` (also for verdicts recorded before it was said)
+        or ``relaxed``."""
+        return self.relaxed_from or "generated"
+
     @classmethod
     def from_hull(cls, e_above_hull: float, **kwargs) -> StabilityResult:
         stable_at = {f"{t:g}": e_above_hull <= t + 1e-9 for t in STABILITY_THRESHOLDS}

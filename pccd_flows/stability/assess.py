@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
 from pccd_flows.schemas.candidate import StabilityResult
-from pccd_flows.settings import PccdSettings, get_settings, parse_engines
-from pccd_flows.stability.engines import FORCE_FIELDS, RelaxSettings
+from pccd_flows.settings import PccdSettings, get_settings
+from pccd_flows.stability.engines import RelaxSettings
 from pccd_flows.stability.hull import HullCalculator
 from pccd_flows.stability.references import ReferenceError, reference_set
 
@@ -84,7 +84,7 @@ def energy_above_hull(structures: Sequence[tuple[str, Structure]], engine: str =
         One row per structure, in order. A structure that fails keeps its row with the error; a chemical system
         without references is recorded in ``reference_errors`` (its structures are not relaxed and carry the error).
     """
-    from pccd_flows.pipeline.judge import reference_hulls
+    from pccd_flows.pipeline.judge import confirmation, reference_hulls
     from pccd_flows.pipeline.relax import relax_structures
     from pccd_flows.stability.entries import EntryError, entry_from_force_field_doc
 
@@ -119,14 +119,12 @@ def energy_above_hull(structures: Sequence[tuple[str, Structure]], engine: str =
             "relaxed_structure": outcome.task_doc.output.structure.as_dict()})
         rows[i].judge, rows[i].judgements = engine, {engine: stability.e_above_hull}
     settings = settings or get_settings()
-    confirm = settings.confirm_engines if confirm_with is None else parse_engines(confirm_with)
-    confirm = [e for e in confirm if e != engine] if engine in FORCE_FIELDS else []
-    below = settings.confirm_below if confirm_below is None else confirm_below
+    confirm, below, start = confirmation(engine, confirm_with, confirm_below, settings=settings)
     for other in confirm:
         window = [i for i, row in enumerate(rows) if row.e_above_hull is not None
                   and row.judgements[engine] <= below + 1e-9]
         # the generated structure (an independent judge) or the engine's relaxed one: settings.confirm_from
-        starts = [structures[i] if settings.confirm_from == "generated" or not rows[i].relaxed_structure
+        starts = [structures[i] if start == "generated" or not rows[i].relaxed_structure
                   else (structures[i][0], Structure.from_dict(rows[i].relaxed_structure)) for i in window]
         second = energy_above_hull(starts, other, reference, relax, settings, confirm_with="none")
         errors.update({c: f"no {other} hull to confirm with: {e}" for c, e in second.reference_errors.items()
