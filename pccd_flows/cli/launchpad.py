@@ -20,8 +20,11 @@ def embedded_files(directory: Path) -> dict[str, dict]:
     directory = directory.resolve()
     store_dir = directory / "pccd-store"
 
-    def monty(collection: str, key: str) -> dict:
-        return {"@module": "maggma.stores", "@class": "MontyStore", "collection_name": collection,
+    def monty(collection: str, key: str, locked: bool = True) -> dict:
+        # pccd's own store class serializes montydb's connection across processes; jobflow.yaml names its store
+        # classes by bare name and resolves them before pccd_flows is imported, so it keeps maggma's MontyStore
+        cls = ("pccd_flows.stores.config", "LockedMontyStore") if locked else ("maggma.stores", "MontyStore")
+        return {"@module": cls[0], "@class": cls[1], "collection_name": collection,
                 "database_path": str(store_dir), "database_name": "pccd", "storage": "sqlite", "key": key}
 
     return {
@@ -33,8 +36,9 @@ def embedded_files(directory: Path) -> dict[str, dict]:
                               "strm_lvl": "WARNING"},
         "my_fworker.yaml": {"name": "embedded worker", "category": "", "query": "{}"},
         # jobflow's own spec format: "type" instead of MSON's @module/@class
-        "jobflow.yaml": {"JOB_STORE": {"docs_store": jobflow_spec(monty("jobs", "uuid")),
-                                       "additional_stores": {"data": jobflow_spec(monty("job_data", "blob_uuid"))}}},
+        "jobflow.yaml": {"JOB_STORE": {"docs_store": jobflow_spec(monty("jobs", "uuid", locked=False)),
+                                       "additional_stores": {
+                                           "data": jobflow_spec(monty("job_data", "blob_uuid", locked=False))}}},
         "stores.yaml": {"candidates": monty("candidates", "candidate_id"),
                         "jobs": monty("jobs", "uuid"), "job_data": monty("job_data", "blob_uuid")},
     }

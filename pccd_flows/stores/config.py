@@ -32,11 +32,30 @@ class StoreError(RuntimeError):
     """A store that cannot be configured or reached."""
 
 
-def embedded_store(collection: str, directory: str | Path, key: str) -> MontyStore:
+class LockedMontyStore(MontyStore):
+    """A MontyStore whose connection is safe while other processes connect to the same directory.
+
+    maggma's ``MontyStore.connect`` rewrites montydb's storage files of the whole directory (``set_storage``:
+    truncate, then write) on every connection, and montydb reads them back on the next. A worker that reads
+    between the two sees an empty engine name and fails ("Empty module name"): a study on 2 workers lost a job
+    that way. One lock per directory, held only while connecting, serializes the rewrite and its reading.
+    """
+
+    def connect(self, force_reset: bool = False):
+        if self._coll is not None and not force_reset:
+            return
+        if self.database_path == ":memory:":
+            super().connect(force_reset=force_reset)
+            return
+        with FileLock(str(Path(self.database_path) / ".montydb-config.lock")):
+            super().connect(force_reset=force_reset)
+
+
+def embedded_store(collection: str, directory: str | Path, key: str) -> LockedMontyStore:
     directory = Path(directory).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
-    return MontyStore(collection, database_path=str(directory.resolve()), database_name=DATABASE_NAME,
-                      storage="sqlite", key=key)
+    return LockedMontyStore(collection, database_path=str(directory.resolve()), database_name=DATABASE_NAME,
+                            storage="sqlite", key=key)
 
 
 def _configured_store(name: str, settings: PccdSettings, required: bool = True) -> Store | None:
