@@ -27,6 +27,7 @@ from pccd_flows.benchmark.generators import (
 )
 from pccd_flows.benchmark.metrics import generator_metrics, mark_sun, rmsd_to_relaxed
 from pccd_flows.benchmark.schemas import GENERATORS, OPTIONAL_GENERATORS, BenchmarkCandidate, BenchmarkReport
+from pccd_flows.data.io import DataFormatError
 from pccd_flows.settings import BENCHMARK_N, BENCHMARK_RELAX_FMAX, BENCHMARK_RELAX_STEPS
 from pccd_flows.study.report import SUN_THRESHOLD
 
@@ -257,6 +258,12 @@ def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = N
         raise BenchmarkError("random_search and substitution take PCCD's cell compositions: keep the pccd generator")
     systems = list(dict.fromkeys(normalise_chemsys(s) for s in systems))
     started = time.monotonic()
+    # read before any relaxation: an unreadable novelty file must not fail the run after an hour's work
+    try:
+        novelty_index = known_structure_index(Path(settings.novelty_data) if settings.novelty_data
+                                              else default_novelty_source())
+    except (OSError, DataFormatError) as exc:
+        raise BenchmarkError(f"novelty data: {exc}") from exc
     checkpoint = Path(settings.checkpoint) if settings.checkpoint else get_settings().checkpoint
     loaded = load_model(checkpoint)
     run_key = settings.key(loaded[2].get("sha256"))
@@ -311,8 +318,6 @@ def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = N
                 keep(judged)
 
     log("novelty and uniqueness")
-    novelty_index = known_structure_index(Path(settings.novelty_data) if settings.novelty_data
-                                          else default_novelty_source())
     marked: list[BenchmarkCandidate] = []
     generators, per_system = {}, {}
     for generator in settings.generators:

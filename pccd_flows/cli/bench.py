@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pccd_flows.cli.common import JsonOption, emit_report, fail, finite, print_json, stderr, stdout
+from pccd_flows.cli.common import SEED_MAX, JsonOption, emit_report, fail, finite, print_json, stderr, stdout
 from pccd_flows.cli.generate import CheckpointOption
 from pccd_flows.settings import BENCH_RELAX_CANDIDATES, BENCH_RELAX_SYSTEMS, DEFAULT_SAMPLER_STEPS
 
@@ -68,7 +68,7 @@ def model_command(
 def relax_command(
     n: Annotated[int, typer.Option("--n", min=1, help="Candidates (generated, or the first N CIFs).")]
     = BENCH_RELAX_CANDIDATES,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Generation seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="Generation seed.")] = 0,
     engines: Annotated[list[str] | None, typer.Option(
         "--engine", help="Force field, repeatable (default chgnet and sevennet); torch-sim runs SevenNet only.")
     ] = None,

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pccd_flows.cli.common import (
+    SEED_MAX,
     ConfirmWithOption,
     JsonOption,
     confirm_engines,
@@ -30,7 +31,7 @@ def benchmark_command(
         "--chemsys", help="Chemical system, e.g. Ca-Sn-O (repeat for more).")],
     n: Annotated[int, typer.Option("--n", min=1, help="PCCD crystals per system; the baselines take their "
                                                       "compositions.")] = BENCHMARK_N,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX)] = 0,
     engine: Annotated[str | None, typer.Option("--engine", help="Judge: chgnet (default) or sevennet.")] = None,
     confirm_with: ConfirmWithOption = None,
     reference: Annotated[str | None, typer.Option(

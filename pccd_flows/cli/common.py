@@ -127,6 +127,8 @@ LimitOption = Annotated[int | None, typer.Option("--limit", min=1, help="Use onl
 
 # Click options take one value each; scientists write `--elements Ca Sn O`. Commands that take such lists allow
 # extra arguments and collect them here (also accepting `Ca-Sn-O` and `Ca,Sn,O`).
+# numpy refuses negative seeds and torch seeds above 2**64 - 1: the option range says so before either is reached
+SEED_MAX = 2**63 - 1
 MULTI_VALUE = {"allow_extra_args": True, "ignore_unknown_options": False}
 
 

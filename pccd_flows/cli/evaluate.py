@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pccd_flows.cli.common import (
+    SEED_MAX,
     DataOption,
     EtaOption,
     JsonOption,
@@ -33,7 +34,7 @@ evaluate_app = typer.Typer(help="Measure generation quality.", no_args_is_help=T
 @evaluate_app.command("generation")
 def generation(
     n: Annotated[int, typer.Option("--n", min=1, help="Crystals to generate.")] = 1000,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX)] = 0,
     steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
     eta: EtaOption = DEFAULT_SAMPLER_ETA,
     repulsion: RepulsionOption = DEFAULT_REPULSION_RATIO,

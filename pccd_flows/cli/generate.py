@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from pccd_flows.cli.common import (
+    SEED_MAX,
     EtaOption,
     RepulsionOption,
     SamplerStepsOption,
@@ -59,7 +60,7 @@ def generate_command(
     repulsion: RepulsionOption = DEFAULT_REPULSION_RATIO,
     guidance: Annotated[float, typer.Option(
         "--guidance", callback=finite, help="Classifier-free guidance scale (1 = none).")] = 1.0,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX)] = 0,
     checkpoint: CheckpointOption = None,
 ) -> None:
     """Generate crystals with PCCD: one CIF each and candidates.json with provenance and validity flags."""

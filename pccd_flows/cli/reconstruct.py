@@ -9,6 +9,7 @@ import numpy as np
 import typer
 
 from pccd_flows.cli.common import (
+    SEED_MAX,
     DataOption,
     JsonOption,
     emit_report,
@@ -32,7 +33,7 @@ def reconstruct_command(
     split: Annotated[str, typer.Option("--split", help="train, validation (held out) or all.")] = "train",
     sampler: Annotated[str, typer.Option("--sampler", help="ddpm (paper) or ddim.")] = "ddpm",
     steps: Annotated[int, typer.Option("--steps", min=1, help="DDIM steps from t.")] = 50,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX)] = 0,
     checkpoint: CheckpointOption = None,
     data: DataOption = None,
     plots: Annotated[Path | None, typer.Option("--plots", help="Directory for Fig. 1-like PNGs.")] = None,

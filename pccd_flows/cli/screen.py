@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pccd_flows.cli.common import (
+    SEED_MAX,
     ConfirmFromOption,
     ConfirmWithOption,
     EtaOption,
@@ -39,7 +40,7 @@ def screen_command(
     reference: Annotated[str | None, typer.Option("--reference", help="mp-structures, mp-formation, mp-api.")] = None,
     confirm_with: ConfirmWithOption = None,
     confirm_from: ConfirmFromOption = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX)] = 0,
     steps: SamplerStepsOption = DEFAULT_SAMPLER_STEPS,
     eta: EtaOption = DEFAULT_SAMPLER_ETA,
     repulsion: RepulsionOption = DEFAULT_REPULSION_RATIO,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Annotated
 import typer
 
 from pccd_flows.cli.common import (
+    SEED_MAX,
     ConfirmFromOption,
     ConfirmWithOption,
     EtaOption,
@@ -33,7 +35,16 @@ from pccd_flows.cli.common import (
     stderr,
     stdout,
 )
+from pccd_flows.schemas.candidate import STUDY_NAME
 from pccd_flows.settings import DEFAULT_REPULSION_RATIO, DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
+
+
+def study_name(value: str) -> str:
+    if not re.fullmatch(STUDY_NAME, value):
+        raise typer.BadParameter(f"{value!r}: a study's name names files in the store; use letters, digits, . _ - "
+                                 "and start with a letter or digit")
+    return value
+
 
 study_app = typer.Typer(help="Screening studies, reproduced with one command.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports of finished (or partial) studies.", no_args_is_help=True)
@@ -47,7 +58,7 @@ def paper_746_command(
     confirm_from: ConfirmFromOption = None,
     reference: Annotated[str | None, typer.Option("--reference", help="mp-structures, mp-formation, mp-api.")
                          ] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX)] = 0,
     n_systems: Annotated[int, typer.Option("--n-systems", min=1, help="Chemical systems drawn from the pools.")
                          ] = 36,
     systems: Annotated[list[str] | None, typer.Option("--system", help="Explicit systems (repeat), e.g. Mg-O.")
@@ -66,7 +77,7 @@ def paper_746_command(
     min_covalent_ratio: MinCovalentRatioOption = 0.6,
     icsd_oxidation_states: IcsdOxidationStatesOption = True,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Default: the shipped checkpoint.")] = None,
-    name: Annotated[str, typer.Option("--name", help="The study's name in the store.")] = "paper-746",
+    name: Annotated[str, typer.Option("--name", callback=study_name, help="The study's name in the store.")] = "paper-746",
     run_locally: Annotated[bool, typer.Option("--run-locally", help="Run the study's flow here, over --workers "
                                                                       "processes (the default).")] = False,
     launchpad: Annotated[Path | None, typer.Option("--launchpad", help="Add the study's flow to this LaunchPad "
@@ -147,7 +158,7 @@ def paper_746_command(
 
 @study_app.command("case-studies")
 def case_studies_command(
-    name: Annotated[str, typer.Option("--name", help="The study whose candidates are followed up.")] = "paper-746",
+    name: Annotated[str, typer.Option("--name", callback=study_name, help="The study whose candidates are followed up.")] = "paper-746",
     out: Annotated[Path, typer.Option("--out", help="JSON summaries and figures go here.")
                    ] = Path("docs/study/current/case_studies"),
     formulas: Annotated[list[str] | None, typer.Option("--formula", help="Default: Ca2SnO4 Mg3CdO4 MgSc2O4.")
@@ -197,7 +208,7 @@ def case_studies_command(
 
 @report_app.command("study")
 def report_study_command(
-    name: Annotated[str, typer.Option("--name")] = "paper-746",
+    name: Annotated[str, typer.Option("--name", callback=study_name)] = "paper-746",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     plots: Annotated[Path | None, typer.Option("--plots", help="Write the E_hull distribution PNG here.")] = None,
     stable_csv: Annotated[Path | None, typer.Option("--csv", help="Write the candidates <= 0.08 eV/atom here.")

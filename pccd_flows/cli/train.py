@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from pccd_flows.cli.common import DataOption, LimitOption, fail, finite, require_output_file, stderr, stdout
+from pccd_flows.cli.common import (
+    SEED_MAX,
+    DataOption,
+    LimitOption,
+    fail,
+    finite,
+    require_output_file,
+    stderr,
+    stdout,
+)
 from pccd_flows.cli.data import resolve_data
 from pccd_flows.model.checkpoint import CheckpointError
 
@@ -30,7 +39,7 @@ def train_command(
     learning_rate: Annotated[float, typer.Option("--lr", min=0, callback=finite)] = 5e-4,
     lattice_loss_weight: Annotated[float, typer.Option(
         "--lattice-loss-weight", min=0.01, callback=finite, help="Weight of the lattice channel in the loss (1: plain DDPM loss).")] = 1.0,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX)] = 0,
     limit: LimitOption = None,
     log: Annotated[Path | None, typer.Option("--log", help="JSON-lines log (default: next to --out).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto (a CUDA GPU where torch sees one), cpu or cuda.")

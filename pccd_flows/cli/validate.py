@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pccd_flows.cli.common import fail, print_json, progress_bar, read_structure, stderr, stdout
+from pccd_flows.cli.common import SEED_MAX, fail, print_json, progress_bar, read_structure, stderr, stdout
 
 validate_app = typer.Typer(help="Check stability verdicts against DFT and compare judges.", no_args_is_help=True)
 
@@ -31,7 +31,7 @@ StudyOption = Annotated[str | None, typer.Option(
 def validate_dft_command(
     n: Annotated[int, typer.Option("--n", min=1, help="Sample size: half judged stable at 0.1 eV/atom, half with "
                                                       "0.1 < E_hull <= 0.3 (plain-PBE chemistries only).")] = 60,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the stratified sample.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="Seed of the stratified sample.")] = 0,
     protocol: Annotated[str, typer.Option(
         "--protocol", help="single-point (at the force-field geometry), relax-positions, or relax-cell.")
     ] = "single-point",
@@ -116,7 +116,7 @@ def validate_judges_command(
                                                help="Judge the candidates with a DFT check (default), or the "
                                                     "whole stratified sample.")] = True,
     n: Annotated[int, typer.Option("--n", min=1, help="Sample size, as for `pccd validate dft`.")] = 60,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX)] = 0,
     study: StudyOption = None,
     relax_steps: Annotated[int, typer.Option("--relax-steps", min=1, help="As the study's relaxation.")] = 300,
     relax_fmax: Annotated[float, typer.Option("--relax-fmax", min=0.001, help="As the study's relaxation.")] = 0.1,
@@ -156,7 +156,7 @@ def export_relaxations_command(
                                                                  "validation's sample) or all (sample first).")
                           ] = "sample",
     n: Annotated[int, typer.Option("--n", min=1, help="Sample size, as for `pccd validate dft`.")] = 60,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX)] = 0,
     study: StudyOption = None,
     structures: Annotated[list[Path] | None, typer.Option("--structure", help="Also judge this structure file "
                                                                               "(e.g. a known phase; repeatable).")
@@ -226,7 +226,7 @@ def validate_report_command(
     n: Annotated[int, typer.Option("--n", min=1, help="The sample's size, as for `pccd validate dft`: checks of "
                                                       "other candidates (a case study's) are not in the metrics.")
                  ] = 60,
-    seed: Annotated[int, typer.Option("--seed", help="The sample's seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="The sample's seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
     """Parity, MAE, precision and recall of each judge against the stored DFT checks, and DFT-estimated study rates."""

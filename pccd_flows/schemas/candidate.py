@@ -38,6 +38,11 @@ def _rounded_structure(structure: dict | None):
             "sites": sorted((site.specie.symbol, *(round(float(c) % 1.0, 4) for c in site.frac_coords)) for site in s)}
 
 
+# a study's name also names its progress record and LaunchPad folder in the store directory: no path separator,
+# no leading dot
+STUDY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
 class PrefilterResult(BaseModel):
     structurally_valid: bool | None = None
     compositionally_valid: bool | None = Field(None, description="SMACT charge neutrality + electronegativity.")

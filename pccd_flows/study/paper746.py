@@ -31,7 +31,7 @@ from pccd_flows.makers.generate import GenerateCandidatesMaker
 from pccd_flows.makers.prefilter import PrefilterMaker
 from pccd_flows.makers.relax import GENERATE_CATEGORY, RelaxCandidatesMaker
 from pccd_flows.makers.stability import StabilityMaker
-from pccd_flows.schemas.candidate import CandidateDoc
+from pccd_flows.schemas.candidate import STUDY_NAME, CandidateDoc
 from pccd_flows.settings import DEFAULT_REPULSION_RATIO, DEFAULT_SAMPLER_ETA, DEFAULT_SAMPLER_STEPS
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ def chemsys(*elements: str) -> str:
 class StudySpec(BaseModel):
     """What defines a study run; candidates carry its name, batches are seeded from (seed, batch index)."""
 
-    name: str = "paper-746"
+    name: str = Field("paper-746", pattern=STUDY_NAME,
+                      description="Also names its files in the store directory: letters, digits, . _ -.")
     target: int = Field(746, ge=1, description="Candidates that pass the initial screening, exactly.")
     seed: int = 0
     n_systems: int = Field(36, ge=1, description="Chemical systems (the case studies' first).")
