@@ -271,7 +271,7 @@ class GenerationMetrics(BaseModel):
     novelty: float | None = Field(
         description="Fraction decoded and matching no known crystal of its formula; None without an index."
     )
-    novelty_source: str | None = Field(None, description="Data file the novelty was checked against.")
+    novelty_source: str | None = Field(None, description="Data file (name) the novelty was checked against.")
     atom_count_wasserstein: float | None = Field(
         description="Wasserstein distance of the sites-per-cell distributions, decoded vs reference."
     )
@@ -322,7 +322,7 @@ def evaluate_generation(
         element_match_rate=rate(sum(matched)),
         uniqueness=rate(len(match_groups(decoded))),
         novelty=novelty,
-        novelty_source=str(novelty_index.source) if novelty_index is not None else None,
+        novelty_source=novelty_index.source.name if novelty_index is not None else None,
         atom_count_wasserstein=atom_count_wasserstein(decoded, reference),
         density_wasserstein=density_wasserstein(decoded, reference),
         structures_per_second=n / seconds if seconds else None,

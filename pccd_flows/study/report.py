@@ -161,7 +161,7 @@ def study_report(docs: list[CandidateDoc], study: str, wall_seconds: float | Non
         sun_count_before_relaxation=len(sun_as_generated), n_stable_relaxed_duplicates=n_relaxed_duplicates,
         n_stable_relaxed_to_known=n_relaxed_to_known,
         sun_candidate_ids=[d.candidate_id for d in sun],
-        novelty_source=str(novelty_index.source) if novelty_index is not None else None,
+        novelty_source=novelty_index.source.name if novelty_index is not None else None,
         novel_fraction=fraction(sum(bool(d.prefilter.novel) for d in docs), len(docs)),
         median_e_above_hull=round(float(np.median(e_hull)), 4) if len(judged) else None,
         engine=",".join(engines) or None, reference=",".join(references) or None,

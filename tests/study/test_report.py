@@ -61,7 +61,7 @@ def test_sun_is_judged_on_the_relaxed_structures(mg_o_settings, tmp_path):
     assert report.sun_count == 2 and report.sun_fraction == 0.4  # wurtzite once, rutile; not rocksalt; not 0.3 eV
     assert report.n_stable_relaxed_duplicates == 1 and report.n_stable_relaxed_to_known == 1
     assert report.sun_count_before_relaxation == 4
-    assert report.novelty_source == str(mg_o_settings.data_file)
+    assert report.novelty_source == mg_o_settings.data_file.name
     assert report.sun_candidate_ids == [docs[0].candidate_id, docs[3].candidate_id]  # lowest E_hull first
 
     table = tmp_path / "stable.csv"
