@@ -2,6 +2,7 @@
 
 from pccd_flows.benchmark.generators import (
     PrototypeLibrary,
+    held_out_pccd_candidates,
     pccd_candidates,
     random_search_candidates,
     random_symmetric_crystal,
@@ -16,12 +17,14 @@ from pccd_flows.benchmark.run import (
     BenchmarkSettings,
     plot_benchmark,
     run_benchmark,
+    systems_title,
 )
 from pccd_flows.benchmark.schemas import GENERATORS, BenchmarkCandidate, BenchmarkReport, GeneratorMetrics
 
 __all__ = [
     "GENERATORS", "BenchmarkCandidate", "BenchmarkError", "BenchmarkMaker", "BenchmarkReport", "BenchmarkSettings",
-    "GeneratorMetrics", "PrototypeLibrary", "generator_metrics", "mark_sun", "pccd_candidates", "plot_benchmark",
-    "random_search_candidates", "random_symmetric_crystal", "rank_substitutions", "rmsd_to_relaxed",
-    "run_benchmark", "substitution_candidates", "substitution_structures",
+    "GeneratorMetrics", "PrototypeLibrary", "generator_metrics", "held_out_pccd_candidates", "mark_sun",
+    "pccd_candidates", "plot_benchmark", "random_search_candidates", "random_symmetric_crystal",
+    "rank_substitutions", "rmsd_to_relaxed", "run_benchmark", "substitution_candidates", "substitution_structures",
+    "systems_title",
 ]

@@ -1,6 +1,7 @@
 """The three generators of `pccd benchmark`: PCCD, a PyXtal random structure search, and ion substitution.
 
-- ``pccd``: the shipped checkpoint (or another), default sampler, conditioned on the system's elements.
+- ``pccd``: the shipped checkpoint (or another), default sampler, conditioned on the system's elements; or, with
+  ``--held-out N``, one crystal per drawn held-out crystal, conditioned on its elements (or exact composition).
 - ``random_search``: PyXtal random symmetric crystals of exactly PCCD's cell compositions (a random space group
   among those whose Wyckoff positions fit the counts, a few tries each).
 - ``substitution``: MP structures of *other* chemical systems with the target's anonymous formula, their ions
@@ -18,17 +19,22 @@ import logging
 import time
 import warnings
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pymatgen.core import Composition, Element, Species, Structure
 
 from pccd_flows.benchmark.schemas import BenchmarkCandidate
 from pccd_flows.evaluation.metrics import fits, structure_matcher
+
+if TYPE_CHECKING:  # torch-free import of this module: the model's types are only named here
+    from pccd_flows.evaluation.generation import HeldOutCompositions
+    from pccd_flows.schemas.provenance import GeneratedCrystal, GenerationConditions
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +82,80 @@ def error_kind(message: str) -> str:
 # --- PCCD -----------------------------------------------------------------------------------------------------
 
 
+def sample_pccd(conditions: Sequence[GenerationConditions], seed: int = 0, checkpoint: str | Path | None = None,
+                sampler=None, loaded=None) -> tuple[list[GeneratedCrystal], float]:
+    """One PCCD crystal per entry of ``conditions``, sampled in one batched run and decoded.
+
+    Parameters
+    ----------
+    conditions : sequence of GenerationConditions
+        What each sample is asked for (the same conditions repeated, or one per held-out crystal).
+    seed : int
+        Sample i uses noise (seed, i), as `pccd generate`: any one is reproducible alone.
+    checkpoint : path, optional
+        Default: ``get_settings().checkpoint``.
+    sampler : SamplerSettings, optional
+        Default: the project's default sampler.
+    loaded : tuple, optional
+        ``load_model``'s (model, codec, payload), to load a checkpoint once for many calls.
+
+    Returns
+    -------
+    (list of GeneratedCrystal, float)
+        One crystal per condition (a sample that does not decode carries its error), and the CPU seconds of
+        sampling and decoding them all.
+    """
+    from pccd_flows.model.checkpoint import load_model
+    from pccd_flows.model.generate import Provenance, SamplerSettings, decode_samples, sample_tensors
+    from pccd_flows.settings import get_settings
+
+    model, codec, payload = loaded or load_model(checkpoint or get_settings().checkpoint)
+    sampler = sampler or SamplerSettings()
+    conditions = list(conditions)
+
+    def provenance(index: int) -> Provenance:
+        return Provenance(checkpoint_sha256=payload["sha256"], checkpoint_path=payload.get("path"), seed=seed,
+                          index=index, conditions=conditions[index], sampler=sampler)
+
+    started = time.process_time()
+    tensors = sample_tensors(model, conditions, seed, sampler, codec=codec)
+    crystals = decode_samples(tensors, conditions, codec, provenance)
+    return crystals, time.process_time() - started
+
+
+def pccd_row(generator: str, chemsys: str, index: int, crystal: GeneratedCrystal, structure: Structure | None,
+             origin: dict, cpu_seconds: float) -> BenchmarkCandidate:
+    """The benchmark row of one PCCD sample.
+
+    Parameters
+    ----------
+    generator, chemsys : str
+        The row's generator name and chemical system.
+    index : int
+        Its position in the system's run.
+    crystal : GeneratedCrystal
+        The decoded sample (its error is recorded where it did not decode).
+    structure : Structure or None
+        ``crystal.to_structure()``, already made by the caller.
+    origin : dict
+        How it was made (checkpoint, seed, sample index...).
+    cpu_seconds : float
+        Its share of the sampling's CPU time.
+
+    Returns
+    -------
+    BenchmarkCandidate
+        With the structure, or with ``generation_error`` where the sample did not decode.
+    """
+    if structure is None:
+        return BenchmarkCandidate(generator=generator, chemsys=chemsys, index=index, origin=origin,
+                                  generation_error=f"decoding: {crystal.error}", generation_cpu_seconds=cpu_seconds)
+    return BenchmarkCandidate(
+        generator=generator, chemsys=chemsys, index=index, formula=structure.composition.reduced_formula,
+        cell_composition=cell_composition(structure), structure=structure.as_dict(), origin=origin,
+        generation_cpu_seconds=cpu_seconds)
+
+
 def pccd_candidates(chemsys: str, n: int, seed: int = 0, checkpoint: str | Path | None = None,
                     sampler=None, loaded=None, charge_balanced: bool = False,
                     oversample: int = CHARGE_BALANCE_OVERSAMPLE) -> list[BenchmarkCandidate]:
@@ -107,40 +187,90 @@ def pccd_candidates(chemsys: str, n: int, seed: int = 0, checkpoint: str | Path 
         time is shared equally among the samples.
     """
     from pccd_flows.evaluation.metrics import icsd_charge_balanced
-    from pccd_flows.model.checkpoint import load_model
-    from pccd_flows.model.generate import GenerationConditions, SamplerSettings, generate
-    from pccd_flows.settings import get_settings
+    from pccd_flows.model.generate import GenerationConditions
 
-    model, codec, payload = loaded or load_model(checkpoint or get_settings().checkpoint)
     conditions = GenerationConditions(elements=tuple(chemsys.split("-")))
     drawn = n * oversample if charge_balanced else n
-    started = time.process_time()
-    crystals = generate(model, codec, payload, conditions, drawn, seed, sampler or SamplerSettings())
-    share = (time.process_time() - started) / max(n, 1)
+    crystals, spent = sample_pccd([conditions] * drawn, seed, checkpoint, sampler, loaded)
+    share = spent / max(n, 1)
     name = "pccd_charge_balanced" if charge_balanced else "pccd"
     candidates = []
     for sample, crystal in enumerate(crystals):
         structure = crystal.to_structure()
-        origin = {"checkpoint_sha256": payload.get("sha256"), "seed": seed, "index": sample}
+        origin = {"checkpoint_sha256": crystal.provenance.checkpoint_sha256, "seed": seed, "index": sample}
         if charge_balanced:
             if structure is None or not icsd_charge_balanced(structure.composition):
                 continue
             if len(candidates) == n:
                 break
-        index = len(candidates)
-        if structure is None:
-            candidates.append(BenchmarkCandidate(generator=name, chemsys=chemsys, index=index, origin=origin,
-                                                 generation_error=f"decoding: {crystal.error}",
-                                                 generation_cpu_seconds=share))
-            continue
-        candidates.append(BenchmarkCandidate(
-            generator=name, chemsys=chemsys, index=index, formula=structure.composition.reduced_formula,
-            cell_composition=cell_composition(structure), structure=structure.as_dict(), origin=origin,
-            generation_cpu_seconds=share))
+        candidates.append(pccd_row(name, chemsys, len(candidates), crystal, structure, origin, share))
     for index in range(len(candidates), n):
         candidates.append(BenchmarkCandidate(
             generator=name, chemsys=chemsys, index=index, generation_cpu_seconds=share,
             generation_error=f"charge balance: fewer than {n} of {drawn} samples charge-balanced"))
+    return candidates
+
+
+def held_out_positions(drawn: HeldOutCompositions) -> list[tuple[str, int]]:
+    """Where each drawn held-out crystal's rows go: its chemical system and its position there.
+
+    Parameters
+    ----------
+    drawn : HeldOutCompositions
+        From :func:`pccd_flows.evaluation.generation.draw_compositions`.
+
+    Returns
+    -------
+    list of (str, int)
+        Per drawn crystal, in order: its chemical system (elements sorted by symbol, joined by ``-``) and its
+        position among the drawn crystals of that system (0, 1, ...), so that the rows' keys
+        ``generator:chemsys:index`` are those of a ``--chemsys`` run.
+    """
+    seen: Counter[str] = Counter()
+    positions = []
+    for conditions in drawn.conditions:
+        chemsys = "-".join(sorted(conditions.elements))
+        positions.append((chemsys, seen[chemsys]))
+        seen[chemsys] += 1
+    return positions
+
+
+def held_out_pccd_candidates(drawn: HeldOutCompositions, seed: int = 0, checkpoint: str | Path | None = None,
+                             sampler=None, loaded=None) -> list[BenchmarkCandidate]:
+    """One PCCD crystal per drawn held-out crystal, conditioned on its elements (or its exact composition).
+
+    Parameters
+    ----------
+    drawn : HeldOutCompositions
+        From :func:`pccd_flows.evaluation.generation.draw_compositions` (with ``target_composition``, each condition
+        carries the held-out crystal's exact composition).
+    seed : int
+        Sample i (the i-th drawn crystal) uses noise (seed, i).
+    checkpoint : path, optional
+        Default: ``get_settings().checkpoint``.
+    sampler : SamplerSettings, optional
+        Default: the project's default sampler.
+    loaded : tuple, optional
+        ``load_model``'s (model, codec, payload).
+
+    Returns
+    -------
+    list of BenchmarkCandidate
+        One ``pccd`` row per drawn crystal, in the order drawn, at :func:`held_out_positions`; ``origin`` records the
+        checkpoint, seed, sample index, the held-out crystal's ``held_out_material_id`` and the requested
+        ``composition`` where there was one. All samples are drawn in one batched run whose CPU time is shared
+        equally; a sample that does not decode keeps its row with ``generation_error``.
+    """
+    crystals, spent = sample_pccd(drawn.conditions, seed, checkpoint, sampler, loaded)
+    share = spent / max(len(crystals), 1)
+    candidates = []
+    for sample, (crystal, (chemsys, index), material_id) in enumerate(
+            zip(crystals, held_out_positions(drawn), drawn.material_ids, strict=True)):
+        origin = {"checkpoint_sha256": crystal.provenance.checkpoint_sha256, "seed": seed, "index": sample,
+                  "held_out_material_id": material_id}
+        if drawn.conditions[sample].composition is not None:
+            origin["composition"] = drawn.conditions[sample].composition
+        candidates.append(pccd_row("pccd", chemsys, index, crystal, crystal.to_structure(), origin, share))
     return candidates
 
 

@@ -1,10 +1,12 @@
 """`pccd benchmark`: PCCD against a PyXtal random structure search and ion substitution, on one judge and hull.
 
-Per chemical system: PCCD's N crystals; the random search and the substitution at PCCD's cell compositions (one
-crystal per PCCD crystal that decoded); every crystal relaxed and placed on the hull by
-:func:`pccd_flows.stability.assess.energy_above_hull` with the same engine, reference and relaxation settings. With
-an output folder every row is appended to ``candidates.jsonl`` as it is made and judged, and a rerun with the same
-settings reuses them (resumable).
+What PCCD is asked for: N crystals per given chemical system (``--chemsys``), or one crystal per crystal of N drawn
+from the held-out (validation) split of the training data (``--held-out N``, MatterGen's "samples of the data
+distribution"), conditioned on its elements (or exact composition). The random search and the substitution work at
+PCCD's cell compositions (one crystal per PCCD crystal that decoded, per system); every crystal is relaxed and placed
+on the hull by :func:`pccd_flows.stability.assess.energy_above_hull` with the same engine, reference and relaxation
+settings, ``JUDGE_CHUNK`` rows at a time across systems. With an output folder every row is appended to
+``candidates.jsonl`` as it is made and judged, and a rerun with the same settings reuses them (resumable).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from jobflow import Maker, job
 
 from pccd_flows.benchmark.generators import (
     PrototypeLibrary,
+    held_out_pccd_candidates,
+    held_out_positions,
     pccd_candidates,
     random_search_candidates,
     substitution_candidates,
@@ -33,6 +37,10 @@ from pccd_flows.study.report import SUN_THRESHOLD
 
 CANDIDATES_FILE = "candidates.jsonl"
 REPORT_FILE = "benchmark.json"
+# rows per judge() call: each chunk is appended to candidates.jsonl as soon as it is judged, so an interrupted run
+# loses at most this many relaxations, while one call per chunk (not per system: --held-out runs span hundreds of
+# systems of a few crystals each) keeps the engine set-up and the hull references' look-up to one per chunk
+JUDGE_CHUNK = 32
 
 
 class BenchmarkError(ValueError):
@@ -70,7 +78,12 @@ def normalise_chemsys(chemsys: str) -> str:
 
 @dataclass
 class BenchmarkSettings:
-    """What decides a benchmark's numbers (rows made under other settings are not reused)."""
+    """What decides a benchmark's numbers (rows made under other settings are not reused).
+
+    ``n`` is PCCD's crystals per chemical system of a ``--chemsys`` run; ``held_out`` (instead of chemical systems)
+    draws that many crystals of the data set's held-out split and asks PCCD for one per drawn crystal, conditioned
+    on its elements, or on its exact composition with ``target_composition``.
+    """
 
     n: int = BENCHMARK_N
     seed: int = 0
@@ -83,13 +96,34 @@ class BenchmarkSettings:
     checkpoint: str | None = None
     prototypes: str | None = None
     novelty_data: str | None = None
+    held_out: int | None = None
+    target_composition: bool = False
 
-    def key(self, checkpoint_sha256: str | None) -> str:
-        """Fingerprint of what a row depends on (not the generator list or novelty source, applied later)."""
-        parts = [self.n, self.seed, self.engine, self.reference, self.relax_steps, self.relax_fmax,
-                 checkpoint_sha256, str(self.prototypes)]
+    def key(self, checkpoint_sha256: str | None, held_out_ids: Sequence[str] = ()) -> str:
+        """Fingerprint of what a row depends on (not the generator list or novelty source, applied later).
+
+        Parameters
+        ----------
+        checkpoint_sha256 : str or None
+            The PCCD checkpoint's.
+        held_out_ids : sequence of str
+            With ``held_out``: the material ids drawn, so that rows drawn from another data file are not reused.
+
+        Returns
+        -------
+        str
+            12 hex digits.
+        """
+        # n says nothing about a held-out run (one crystal per drawn one): left out, so that BENCHMARK_N may change
+        parts = [self.n if self.held_out is None else None, self.seed, self.engine, self.reference, self.relax_steps,
+                 self.relax_fmax, checkpoint_sha256, str(self.prototypes)]
         if self.confirm_with != "none":  # rows judged by one force field keep the keys they were stored under
             parts.append(self.confirm_with)
+        # the held-out options enter only when set, so the rows of --chemsys runs keep their keys
+        if self.held_out is not None:
+            parts += ["held_out", self.held_out, hashlib.sha256(json.dumps(list(held_out_ids)).encode()).hexdigest()]
+        if self.target_composition:
+            parts.append("target_composition")
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:12]
 
 
@@ -222,25 +256,75 @@ def reference_fingerprints(candidates: Sequence[BenchmarkCandidate], reference: 
     return dict(sorted(found.items()))
 
 
-def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = None, out_dir: Path | None = None,
-                  log: Callable[[str], None] | None = None) -> tuple[BenchmarkReport, list[BenchmarkCandidate]]:
+def draw_held_out(data_path: Path, n: int, seed: int, target_composition: bool = False):
+    """N crystals of the data set's held-out split, as :func:`pccd_flows.evaluation.generation.draw_compositions`
+    draws them, with its failures as :class:`BenchmarkError`.
+
+    Parameters
+    ----------
+    data_path : Path
+        The training data set (``get_settings().data_file``).
+    n, seed : int
+        How many (drawn with replacement where the split has fewer), and the draw's seed.
+    target_composition : bool
+        Condition on each crystal's exact composition, not only its elements.
+
+    Returns
+    -------
+    HeldOutCompositions
+        The conditions and material ids of the drawn crystals, in order.
+
+    Raises
+    ------
+    BenchmarkError
+        An unreadable data set, one without held-out crystals, or a held-out crystal PCCD cannot be asked for.
+    """
+    from pydantic import ValidationError
+
+    from pccd_flows.evaluation.generation import HeldOutError, draw_compositions
+
+    try:
+        drawn, _ = draw_compositions(data_path, n, seed, target_composition)
+    except (OSError, DataFormatError) as exc:
+        raise BenchmarkError(f"--held-out: {exc}") from exc
+    except ValidationError as exc:  # a record of the split outside what the model takes (more than 3 elements...)
+        raise BenchmarkError(f"--held-out: a held-out crystal of {Path(data_path).name} cannot be asked for: "
+                             f"{exc.errors()[0]['msg']}") from exc
+    except HeldOutError as exc:
+        raise BenchmarkError(f"--held-out: {exc}") from exc
+    return drawn
+
+
+def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | None = None, out_dir: Path | None = None,
+                  log: Callable[[str], None] | None = None, judge_chunk: int = JUDGE_CHUNK
+                  ) -> tuple[BenchmarkReport, list[BenchmarkCandidate]]:
     """Generate with each generator, judge all alike, and measure.
 
     Parameters
     ----------
     systems : sequence of str
-        Chemical systems, e.g. ``["Ca-Sn-O", "Sr-Zr-O"]``.
+        Chemical systems, e.g. ``["Ca-Sn-O", "Sr-Zr-O"]``; none where ``settings.held_out`` draws the crystals.
     settings : BenchmarkSettings, optional
-        N, seed, judge and generators; default: the project's defaults.
+        N (or ``held_out``), seed, judge and generators; default: the project's defaults.
     out_dir : Path, optional
         Where ``candidates.jsonl`` grows row by row (a rerun with the same settings resumes from it) and
         ``benchmark.json`` is written at the end.
     log : callable, optional
         Receives one line per step (for a progress display).
+    judge_chunk : int
+        Rows per :func:`judge` call, each chunk appended to ``candidates.jsonl`` when judged (not a setting: the
+        numbers do not depend on it).
 
     Returns
     -------
     (BenchmarkReport, list of BenchmarkCandidate)
+        With ``held_out``, the report's ``systems`` are the drawn crystals' distinct systems and its ``per_system``
+        is left empty (hundreds of systems of a few crystals each).
+
+    Raises
+    ------
+    BenchmarkError
+        Unknown generators or elements, both or neither of systems and ``held_out``, no held-out crystals.
     """
     from pccd_flows.evaluation.novelty import default_novelty_source, known_structure_index
     from pccd_flows.makers.relax import relaxation_settings
@@ -256,6 +340,16 @@ def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = N
                              f"{', '.join(GENERATORS + OPTIONAL_GENERATORS)}")
     if "pccd" not in settings.generators:
         raise BenchmarkError("random_search and substitution take PCCD's cell compositions: keep the pccd generator")
+    held_out = settings.held_out
+    if held_out is not None and systems:
+        raise BenchmarkError("--chemsys and --held-out N both choose what PCCD generates: give one of them")
+    if held_out is None and not systems:
+        raise BenchmarkError("nothing to generate: give --chemsys SYSTEM (repeat for more) or --held-out N")
+    if held_out is not None and "pccd_charge_balanced" in settings.generators:
+        raise BenchmarkError("pccd_charge_balanced samples N crystals per --chemsys system; it does not run with "
+                             "--held-out")
+    if settings.target_composition and held_out is None:
+        raise BenchmarkError("--target-composition asks for held-out crystals' compositions: it needs --held-out")
     systems = list(dict.fromkeys(normalise_chemsys(s) for s in systems))
     started = time.monotonic()
     # read before any relaxation: an unreadable novelty file must not fail the run after an hour's work
@@ -266,7 +360,16 @@ def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = N
         raise BenchmarkError(f"novelty data: {exc}") from exc
     checkpoint = Path(settings.checkpoint) if settings.checkpoint else get_settings().checkpoint
     loaded = load_model(checkpoint)
-    run_key = settings.key(loaded[2].get("sha256"))
+    drawn = None
+    if held_out is not None:
+        drawn = draw_held_out(get_settings().data_file, held_out, settings.seed, settings.target_composition)
+        # (chemical system, index) of each drawn crystal: the same keys as a --chemsys run's rows; sorted, so that
+        # a judging chunk holds few systems (each system's hull references are looked up once per chunk)
+        positions = sorted(held_out_positions(drawn))
+        systems = sorted({chemsys for chemsys, _ in positions})
+    else:
+        positions = [(system, index) for system in systems for index in range(settings.n)]
+    run_key = settings.key(loaded[2].get("sha256"), drawn.material_ids if drawn is not None else ())
     rows_path = out_dir / CANDIDATES_FILE if out_dir is not None else None
     rows = read_rows(rows_path, run_key) if rows_path is not None else {}
     library = None
@@ -280,54 +383,93 @@ def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = N
             with rows_path.open("a") as handle:
                 handle.writelines(row.model_dump_json() + "\n" for row in new_rows)
 
-    fingerprints: dict[str, str] = {}
-    for system in systems:
-        pccd = [rows.get(f"pccd:{system}:{i}") for i in range(settings.n)]
-        if any(row is None for row in pccd):
-            log(f"{system}: sampling {settings.n} PCCD crystals")
-            try:
-                made = pccd_candidates(system, settings.n, settings.seed, loaded=loaded)
-            except ValueError as exc:  # pydantic: elements the model does not know
-                raise BenchmarkError(f"--chemsys {system}: {str(exc).splitlines()[-1].strip()}") from exc
-            keep(made)
-            pccd = made
-        compositions = [(row.index, row.cell_composition) for row in pccd if row.cell_composition]
-        if "random_search" in settings.generators:
-            missing = [(i, c) for i, c in compositions if f"random_search:{system}:{i}" not in rows]
+    def keep_missing(made: list[BenchmarkCandidate]) -> None:
+        # a regenerated row must not replace a stored one: that one may be judged already
+        keep([row for row in made if row.key not in rows])
+
+    def run_rows(generator: str) -> list[BenchmarkCandidate]:
+        """This run's rows of a generator, in the order of ``positions``."""
+        return [rows[key] for key in (f"{generator}:{chemsys}:{index}" for chemsys, index in positions) if key in rows]
+
+    def systems_done(label: str, done: int) -> None:
+        # a --chemsys run logs each of its few systems as it goes; a held-out run's hundreds get a line per tenth
+        if held_out is None:
+            return
+        if done == len(systems) or done % max(1, len(systems) // 10) == 0:
+            log(f"{label}: {done}/{len(systems)} systems")
+
+    # PCCD first: the baselines take its cell compositions
+    if drawn is not None:
+        if any(f"pccd:{chemsys}:{index}" not in rows for chemsys, index in positions):
+            what = "compositions" if settings.target_composition else "elements"
+            log(f"sampling {held_out} PCCD crystals, one per held-out crystal's {what} ({len(systems)} systems, "
+                f"{get_settings().data_file.name})")
+            keep_missing(held_out_pccd_candidates(drawn, settings.seed, loaded=loaded))
+    else:
+        for system in systems:
+            if any(f"pccd:{system}:{i}" not in rows for i in range(settings.n)):
+                log(f"{system}: sampling {settings.n} PCCD crystals")
+                try:
+                    made = pccd_candidates(system, settings.n, settings.seed, loaded=loaded)
+                except ValueError as exc:  # pydantic: elements the model does not know
+                    raise BenchmarkError(f"--chemsys {system}: {str(exc).splitlines()[-1].strip()}") from exc
+                keep_missing(made)
+            if "pccd_charge_balanced" in settings.generators and any(
+                    f"pccd_charge_balanced:{system}:{i}" not in rows for i in range(settings.n)):
+                log(f"{system}: sampling PCCD crystals until {settings.n} are charge-balanced")
+                keep_missing(pccd_candidates(system, settings.n, settings.seed, loaded=loaded, charge_balanced=True))
+
+    compositions: dict[str, list[tuple[int, dict[str, int]]]] = {system: [] for system in systems}
+    for row in run_rows("pccd"):
+        if row.cell_composition:
+            compositions[row.chemsys].append((row.index, row.cell_composition))
+    if "random_search" in settings.generators:
+        for done, system in enumerate(systems, start=1):
+            missing = [(i, c) for i, c in compositions[system] if f"random_search:{system}:{i}" not in rows]
             if missing:
-                log(f"{system}: {len(missing)} PyXtal random crystals")
+                if held_out is None:
+                    log(f"{system}: {len(missing)} PyXtal random crystals")
                 keep(random_search_candidates(system, missing, settings.seed))
-        if "substitution" in settings.generators and any(f"substitution:{system}:{i}" not in rows
-                                                         for i, _ in compositions):
-            log(f"{system}: ion substitution for {len(compositions)} compositions")
-            library = library or PrototypeLibrary(settings.prototypes)
-            keep(substitution_candidates(system, compositions, library))
-        if "pccd_charge_balanced" in settings.generators and any(
-                f"pccd_charge_balanced:{system}:{i}" not in rows for i in range(settings.n)):
-            log(f"{system}: sampling PCCD crystals until {settings.n} are charge-balanced")
-            keep(pccd_candidates(system, settings.n, settings.seed, loaded=loaded, charge_balanced=True))
-        for generator in settings.generators:
-            batch = [row for key, row in rows.items() if key.startswith(f"{generator}:{system}:")]
-            todo = [row for row in batch if row.structure is not None and not row.judged]
-            if todo:
-                log(f"{system}: relaxing {len(todo)} {generator} crystals ({settings.engine}, "
-                    f"{settings.relax_steps} steps)")
-                judged, found = judge(todo, settings.engine, settings.reference, settings.relax_steps,
-                                      settings.relax_fmax, settings.confirm_with)
-                fingerprints.update(found)
-                keep(judged)
+            systems_done("random_search", done)
+    if "substitution" in settings.generators:
+        for done, system in enumerate(systems, start=1):
+            wanted = compositions[system]
+            if any(f"substitution:{system}:{i}" not in rows for i, _ in wanted):
+                if held_out is None:
+                    log(f"{system}: ion substitution for {len(wanted)} compositions")
+                library = library or PrototypeLibrary(settings.prototypes)
+                # all of the system's compositions: the k-th crystal of a formula is its k-th distinct substitution
+                keep_missing(substitution_candidates(system, wanted, library))
+            systems_done("substitution", done)
+
+    fingerprints: dict[str, str] = {}
+    for generator in settings.generators:
+        made = [row for row in run_rows(generator) if row.structure is not None]
+        todo = [row for row in made if not row.judged]
+        if not todo:
+            continue
+        log(f"relaxing {len(todo)} {generator} crystals ({settings.engine}, {settings.relax_steps} steps)")
+        done = len(made) - len(todo)
+        for start in range(0, len(todo), judge_chunk):
+            chunk = todo[start:start + judge_chunk]
+            judged, found = judge(chunk, settings.engine, settings.reference, settings.relax_steps,
+                                  settings.relax_fmax, settings.confirm_with)
+            fingerprints.update(found)
+            keep(judged)
+            done += len(chunk)
+            log(f"judging {generator}: {done}/{len(made)}")
 
     log("novelty and uniqueness")
     marked: list[BenchmarkCandidate] = []
     generators, per_system = {}, {}
     for generator in settings.generators:
-        mine = sorted((row for row in rows.values() if row.generator == generator and row.chemsys in systems),
-                      key=lambda r: (systems.index(r.chemsys), r.index))
-        mine = mark_sun(mine, novelty_index)
+        mine = mark_sun(run_rows(generator), novelty_index)
         marked += mine
         generators[generator] = generator_metrics(mine)
-        for system in systems:
-            per_system.setdefault(system, {})[generator] = generator_metrics([r for r in mine if r.chemsys == system])
+        if held_out is None:  # per system only for a few chosen systems, not the hundreds of a held-out draw
+            for system in systems:
+                per_system.setdefault(system, {})[generator] = generator_metrics(
+                    [r for r in mine if r.chemsys == system])
     relax = relaxation_settings(settings.engine, settings.relax_steps, settings.relax_fmax)
     fingerprints = reference_fingerprints(marked, settings.reference, settings.engine, fingerprints)
     report = BenchmarkReport(
@@ -339,7 +481,10 @@ def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = N
                "novelty_records": len(novelty_index),
                "note": "the judge's numbers, not DFT's"},
         generators=generators, per_system=per_system,
-        settings={"n": settings.n, "seed": settings.seed, "checkpoint_sha256": loaded[2].get("sha256"),
+        settings={"n": settings.n if held_out is None else None, "held_out": held_out,
+                  "target_composition": settings.target_composition,
+                  "held_out_data": get_settings().data_file.name if held_out is not None else None,
+                  "seed": settings.seed, "checkpoint_sha256": loaded[2].get("sha256"),
                   "checkpoint": checkpoint.name,
                   "prototypes": Path(settings.prototypes or get_settings().data_file).name,
                   "run_key": run_key},
@@ -348,6 +493,25 @@ def run_benchmark(systems: Sequence[str], settings: BenchmarkSettings | None = N
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / REPORT_FILE).write_text(report.model_dump_json(indent=2))
     return report, marked
+
+
+def systems_title(report: BenchmarkReport) -> str:
+    """What a report's crystals were asked for, short enough for a title.
+
+    Parameters
+    ----------
+    report : BenchmarkReport
+        A benchmark's report.
+
+    Returns
+    -------
+    str
+        The systems, or for a held-out run the number of drawn crystals and of their systems.
+    """
+    if report.settings.get("held_out") is not None:
+        composition = ", exact compositions" if report.settings.get("target_composition") else ""
+        return f"{report.settings['held_out']} held-out crystals ({len(report.systems)} systems{composition})"
+    return ", ".join(report.systems)
 
 
 def plot_benchmark(report: BenchmarkReport, candidates: Sequence[BenchmarkCandidate], path: Path) -> Path:
@@ -384,7 +548,7 @@ def plot_benchmark(report: BenchmarkReport, candidates: Sequence[BenchmarkCandid
     left.set_ylabel("fraction of n")
     left.set_ylim(0, 1)
     left.legend()
-    left.set_title(f"{', '.join(report.systems)}")
+    left.set_title(systems_title(report))
     rng = np.random.default_rng(0)
     for position, generator in enumerate(names):
         values = np.array([c.e_above_hull for c in candidates if c.generator == generator
@@ -406,13 +570,14 @@ def plot_benchmark(report: BenchmarkReport, candidates: Sequence[BenchmarkCandid
 
 @dataclass
 class BenchmarkMaker(Maker):
-    """A jobflow job running :func:`run_benchmark` on a list of chemical systems (report and rows as output)."""
+    """A jobflow job running :func:`run_benchmark` on a list of chemical systems, or on the held-out crystals its
+    settings draw (report and rows as output)."""
 
     name: str = "pccd benchmark"
     settings: BenchmarkSettings = field(default_factory=BenchmarkSettings)
 
     @job
-    def make(self, systems: list[str]):
-        report, candidates = run_benchmark(systems, self.settings)
+    def make(self, systems: list[str] | None = None):
+        report, candidates = run_benchmark(systems or (), self.settings)
         return {"report": report.model_dump(mode="json"),
                 "candidates": [c.model_dump(mode="json") for c in candidates]}

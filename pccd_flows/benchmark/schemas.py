@@ -15,14 +15,17 @@ class BenchmarkCandidate(BaseModel):
 
     generator: str
     chemsys: str
-    index: int = Field(description="Position in the system's run; random_search and substitution take the cell "
-                                   "composition of PCCD's crystal of the same index.")
+    index: int = Field(description="Position in the system's run (with --held-out: among the drawn crystals of "
+                                   "the system); random_search and substitution take the cell composition of "
+                                   "PCCD's crystal of the same index.")
     run_key: str = Field("", description="Fingerprint of the run settings; rows of other settings are not reused.")
     formula: str | None = None
     cell_composition: dict[str, int] | None = None
     structure: dict | None = Field(None, description="The generated structure (pymatgen as_dict).")
-    origin: dict = Field(default_factory=dict, description="How it was made: PCCD's seed and index, PyXtal's space "
-                                                           "group, the substitution's prototype and probability.")
+    origin: dict = Field(default_factory=dict, description="How it was made: PCCD's seed and index (with --held-out "
+                                                           "also held_out_material_id and the requested "
+                                                           "composition), PyXtal's space group, the substitution's "
+                                                           "prototype and probability.")
     generation_error: str | None = None
     generation_cpu_seconds: float = 0.0
     judged: bool = False
@@ -56,7 +59,8 @@ class BenchmarkCandidate(BaseModel):
 class GeneratorMetrics(BaseModel):
     """MatterGen-style metrics of one generator; every rate is a fraction of ``n`` (failures count as misses)."""
 
-    n: int = Field(description="Crystals asked for (PCCD: N per system; the baselines: one per PCCD composition).")
+    n: int = Field(description="Crystals asked for (PCCD: N per system, or one per held-out crystal drawn; the "
+                               "baselines: one per PCCD composition).")
     n_generated: int
     n_judged: int = Field(description="Relaxed and placed on the hull.")
     n_failed: int
@@ -74,9 +78,12 @@ class GeneratorMetrics(BaseModel):
 
 
 class BenchmarkReport(BaseModel):
-    systems: list[str]
+    systems: list[str] = Field(description="The chemical systems (with --held-out: the drawn crystals' distinct "
+                                           "ones).")
     judge: dict
     generators: dict[str, GeneratorMetrics]
-    per_system: dict[str, dict[str, GeneratorMetrics]] = Field(default_factory=dict)
+    per_system: dict[str, dict[str, GeneratorMetrics]] = Field(
+        default_factory=dict, description="Metrics per system and generator; empty with --held-out (hundreds of "
+                                          "systems of a few crystals each).")
     settings: dict = Field(default_factory=dict)
     wall_seconds: float | None = None

@@ -27,10 +27,20 @@ from pccd_flows.settings import BENCHMARK_N, BENCHMARK_RELAX_FMAX, BENCHMARK_REL
 
 
 def benchmark_command(
-    chemsys: Annotated[list[str], typer.Option(
-        "--chemsys", help="Chemical system, e.g. Ca-Sn-O (repeat for more).")],
-    n: Annotated[int, typer.Option("--n", min=1, help="PCCD crystals per system; the baselines take their "
-                                                      "compositions.")] = BENCHMARK_N,
+    chemsys: Annotated[list[str] | None, typer.Option(
+        "--chemsys", help="Chemical system, e.g. Ca-Sn-O (repeat for more). Or --held-out.")] = None,
+    held_out: Annotated[int | None, typer.Option(
+        "--held-out", min=1, help="Instead of --chemsys: draw N crystals of the held-out (validation) split of the "
+        "training data and ask PCCD for one crystal per drawn crystal, conditioned on its elements (MatterGen's "
+        "samples of the data distribution; it reports 1,000). Hundreds of systems: --reference mp-formation needs "
+        "only elemental references and is the practical choice (mp-structures first relaxes every MP phase of "
+        "each system with the force field).")] = None,
+    target_composition: Annotated[bool, typer.Option(
+        "--target-composition", help="With --held-out: ask for each held-out crystal's exact composition, not only "
+        "its elements.")] = False,
+    n: Annotated[int | None, typer.Option("--n", min=1, help=f"PCCD crystals per --chemsys system (default "
+                                                             f"{BENCHMARK_N}); the baselines take their "
+                                                             f"compositions.")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX)] = 0,
     engine: Annotated[str | None, typer.Option("--engine", help="Judge: chgnet (default) or sevennet.")] = None,
     confirm_with: ConfirmWithOption = None,
@@ -61,6 +71,7 @@ def benchmark_command(
         BenchmarkSettings,
         plot_benchmark,
         run_benchmark,
+        systems_title,
     )
     from pccd_flows.benchmark.run import normalise_chemsys
     from pccd_flows.model.checkpoint import CheckpointError
@@ -79,8 +90,10 @@ def benchmark_command(
     if reference not in REFERENCES:
         fail(f"unknown --reference {reference!r}: choose one of {', '.join(REFERENCES)}")
     generators = tuple(dict.fromkeys(generator or GENERATORS))
+    if held_out is not None and n is not None:
+        fail("--n sets PCCD's crystals per --chemsys system; --held-out N asks for one per drawn crystal")
     try:
-        systems = [normalise_chemsys(s) for s in chemsys]
+        systems = [normalise_chemsys(s) for s in chemsys or []]
     except BenchmarkError as exc:
         fail(str(exc))
     for path, option in ((checkpoint, "--checkpoint"), (prototypes, "--prototypes"),
@@ -91,8 +104,8 @@ def benchmark_command(
         require_output_dir(out, "--out")
     if plot is not None:
         require_output_file(plot, "--plot")
-    run = BenchmarkSettings(n=n, seed=seed, engine=engine, confirm_with=confirm_with, reference=reference,
-                            relax_steps=relax_steps,
+    run = BenchmarkSettings(n=n or BENCHMARK_N, held_out=held_out, target_composition=target_composition, seed=seed,
+                            engine=engine, confirm_with=confirm_with, reference=reference, relax_steps=relax_steps,
                             relax_fmax=fmax, generators=generators,
                             checkpoint=str(checkpoint) if checkpoint else None,
                             prototypes=str(prototypes) if prototypes else None,
@@ -108,7 +121,7 @@ def benchmark_command(
         print_json(report.model_dump(mode="json", include={"systems", "judge", "generators", "per_system",
                                                            "settings", "wall_seconds"}))
         return
-    table = Table(title=f"{', '.join(report.systems)}: judge {report.judge['model']}, {report.judge['reference']} "
+    table = Table(title=f"{systems_title(report)}: judge {report.judge['model']}, {report.judge['reference']} "
                         f"hull, {relax_steps} FIRE steps")
     for column in ("generator", "n", "judged", "stable", "on hull", "S.U.N.", "median E_hull", "RMSD (A)",
                    "CPU s / S.U.N.", "failures"):

@@ -55,7 +55,7 @@ def generation(
     novelty, speed."""
     from pydantic import ValidationError
 
-    from pccd_flows.evaluation.generation import evaluate_checkpoint
+    from pccd_flows.evaluation.generation import HeldOutError, evaluate_checkpoint
     from pccd_flows.evaluation.novelty import NoveltyIndex
     from pccd_flows.model.generate import SamplerSettings, network_evaluations
 
@@ -73,9 +73,12 @@ def generation(
     stderr.print("indexing known crystals for novelty...")
     novelty = NoveltyIndex(novelty_data) if novelty_data else NoveltyIndex()
     total = n * network_evaluations(settings, model.config.timesteps)
-    with progress_bar("sampling", total) as advance:
-        report = evaluate_checkpoint(model, codec, payload, path, n, seed, settings, novelty, progress=advance,
-                                     target_composition=target_composition)
+    try:
+        with progress_bar("sampling", total) as advance:
+            report = evaluate_checkpoint(model, codec, payload, path, n, seed, settings, novelty, progress=advance,
+                                         target_composition=target_composition)
+    except HeldOutError as exc:
+        fail(str(exc))
     if emit_report(report, out, as_json):
         return
     table = Table("metric", "value", title=f"Generation quality ({n} crystals)")

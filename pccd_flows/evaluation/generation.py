@@ -35,6 +35,10 @@ class GenerationEvaluation(GenerationMetrics):
                                                       "held-out crystal they were generated for.")
 
 
+class HeldOutError(ValueError):
+    """The data set has no crystal of the held-out (validation) split to draw from."""
+
+
 class HeldOutCompositions(BaseModel):
     conditions: list[GenerationConditions]
     material_ids: list[str]
@@ -45,6 +49,8 @@ def draw_compositions(data_path: str | Path, n: int, seed: int, target_compositi
     """n element sets (or exact compositions) of validation-split crystals (the model never trained on them), and
     those crystals."""
     held_out = [r for r in read_records(data_path) if is_validation(r.material_id)]
+    if not held_out:
+        raise HeldOutError(f"the data set {Path(data_path).name} has no held-out (validation split) crystals")
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(held_out), size=n, replace=n > len(held_out))
     records = [held_out[i] for i in chosen]
