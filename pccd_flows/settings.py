@@ -65,15 +65,16 @@ class PccdSettings(BaseSettings):
         description="Shipped engine energies of reference structures (keys as in the cache), used before computing.")
     reference: str = Field("mp-structures", description="Default reference phases of the convex hull.")
     engine: str = Field("chgnet", description="Default energy engine (relaxes every candidate).")
-    # The DFT check of the 746 study (docs/stability.md): "stable at 0.1 eV/atom" held by GPAW PBE for 0.58 of
-    # CHGNet's calls and for 0.89 where SevenNet-0 agreed (recall 0.73), so the default verdict needs both.
+    # The DFT check of the 746 study (docs/stability.md, docs/stability/dft_validation.json): "stable at 0.1
+    # eV/atom" held by GPAW PBE far more often where SevenNet-0 agreed with CHGNet than for CHGNet alone, so the
+    # default verdict needs both (the numbers live in those docs, which the DFT run updates)
     confirm_with: str = Field(
         "sevennet", description="Force fields (comma-separated; '' or 'none' for none) that must agree with the "
                                 "engine: each relaxes the candidate too and its E_hull counts as the higher one.")
     confirm_from: Literal["generated", "relaxed"] = Field(
-        "generated", description="The structure a confirming force field relaxes: the generated one (measured: "
-                                 "precision 0.89 at 0.1 eV/atom, recall 0.73) or the engine's relaxed one (0.73, "
-                                 "1.00; at 0.08 1.00, 1.00; 4x fewer steps), docs/stability.md.")
+        "generated", description="The structure a confirming force field relaxes: the generated one (an "
+                                 "independent judge: higher precision against DFT) or the engine's relaxed one "
+                                 "(higher recall, 4x fewer steps); measured in docs/stability.md.")
     confirm_below: float = Field(
         0.25, ge=0, description="Confirm only candidates the engine puts at most this far above the hull "
                                 "(eV/atom): above it every reported threshold is already decided.")

@@ -93,8 +93,8 @@ ConfirmWithOption = Annotated[str | None, typer.Option(
 ConfirmFromOption = Annotated[str | None, typer.Option(
     "--confirm-from",
     help="What the confirming force fields relax (default: PCCD_CONFIRM_FROM, generated): the generated structure "
-         "(precision 0.89 at 0.1 eV/atom against DFT, recall 0.73) or the engine's relaxed one (0.73 / 1.00; at "
-         "0.08 eV/atom 1.00 / 1.00; 4x cheaper).")]
+         "(an independent judge: the higher precision against DFT) or the engine's relaxed one (higher recall, 4x "
+         "cheaper); measured in docs/stability.md.")]
 
 
 def confirm_start(value: str | None) -> str:

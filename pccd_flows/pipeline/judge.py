@@ -108,8 +108,9 @@ def confirm_candidates(candidates: Sequence[CandidateDoc], engines: Sequence[str
     ``engines`` (the step limit and force criterion of its own relaxation), judge it on that force field's own hull,
     keep the verdict in ``judgements`` and make ``stability`` the highest E_hull of all.
 
-    Measured on the 746 study against GPAW PBE (docs/stability.md): CHGNet's "stable at 0.1 eV/atom" held for 0.58
-    of its calls, CHGNet's with SevenNet-0's for 0.89. A verdict stored already (same reference phases) is reused.
+    Measured on the 746 study against GPAW PBE (docs/stability.md): CHGNet's "stable at 0.1 eV/atom" held for
+    little more than half of its calls, far more often where SevenNet-0 agreed. A verdict stored already (same
+    reference phases) is reused.
 
     Parameters
     ----------
@@ -128,8 +129,8 @@ def confirm_candidates(candidates: Sequence[CandidateDoc], engines: Sequence[str
     on_result : callable, optional
         Called with each candidate as soon as a force field's verdict is on it (to store it at once).
     start : str
-        ``generated``: relax the generated structure, a judge independent of the first (the rule measured at
-        precision 0.89); ``relaxed``: the first engine's relaxed structure, the crystal the DFT check computes.
+        ``generated``: relax the generated structure, a judge independent of the first (the more precise
+        rule against DFT); ``relaxed``: the first engine's relaxed structure, the crystal the DFT check computes.
 
     Returns
     -------
