@@ -42,7 +42,7 @@ demo: $(STAMP)
 
 test: $(DFT_STAMP)
 	$(VENV)/bin/ruff check .
-	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/python -m pytest -n 2 -q
+	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/python -m pytest -n 2 -q --durations=15
 
 clean-venv:
 	rm -rf $(VENV)
