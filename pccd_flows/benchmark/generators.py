@@ -106,20 +106,12 @@ def sample_pccd(conditions: Sequence[GenerationConditions], seed: int = 0, check
         sampling and decoding them all.
     """
     from pccd_flows.model.checkpoint import load_model
-    from pccd_flows.model.generate import Provenance, SamplerSettings, decode_samples, sample_tensors
+    from pccd_flows.model.generate import generate_each
     from pccd_flows.settings import get_settings
 
     model, codec, payload = loaded or load_model(checkpoint or get_settings().checkpoint)
-    sampler = sampler or SamplerSettings()
-    conditions = list(conditions)
-
-    def provenance(index: int) -> Provenance:
-        return Provenance(checkpoint_sha256=payload["sha256"], checkpoint_path=payload.get("path"), seed=seed,
-                          index=index, conditions=conditions[index], sampler=sampler)
-
     started = time.process_time()
-    tensors = sample_tensors(model, conditions, seed, sampler, codec=codec)
-    crystals = decode_samples(tensors, conditions, codec, provenance)
+    crystals = generate_each(model, codec, payload, conditions, seed, sampler)
     return crystals, time.process_time() - started
 
 

@@ -142,12 +142,38 @@ def generate(model, codec: CodecSettings, checkpoint: dict, conditions: Generati
              sampler: SamplerSettings | None = None, progress: Callable[[int], None] | None = None,
              ) -> list[GeneratedCrystal]:
     """Generate and decode ``n`` crystals for one set of conditions."""
+    return generate_each(model, codec, checkpoint, [conditions] * n, seed, sampler, progress)
+
+
+def generate_each(model, codec: CodecSettings, checkpoint: dict, requests: Sequence[GenerationConditions],
+                  seed: int = 0, sampler: SamplerSettings | None = None,
+                  progress: Callable[[int], None] | None = None) -> list[GeneratedCrystal]:
+    """Generate and decode one crystal per entry of ``requests``, in one batched run.
+
+    Parameters
+    ----------
+    model, codec, checkpoint
+        As :func:`pccd_flows.model.checkpoint.load_model` returns them.
+    requests : sequence of GenerationConditions
+        What each sample is asked for (sample i uses noise (seed, i), so any one is reproducible alone).
+    seed : int
+        The run's seed.
+    sampler : SamplerSettings, optional
+        Default: the project's default sampler.
+    progress : callable, optional
+        Called with the number of network evaluations done.
+
+    Returns
+    -------
+    list of GeneratedCrystal
+        One per request, in order; a sample that does not decode carries its error.
+    """
     sampler = sampler or SamplerSettings()
-    requests = [conditions] * n
+    requests = list(requests)
     tensors = sample_tensors(model, requests, seed, sampler, progress=progress, codec=codec)
 
     def provenance(index: int) -> Provenance:
         return Provenance(checkpoint_sha256=checkpoint["sha256"], checkpoint_path=checkpoint.get("path"),
-                          seed=seed, index=index, conditions=conditions, sampler=sampler)
+                          seed=seed, index=index, conditions=requests[index], sampler=sampler)
 
     return decode_samples(tensors, requests, codec, provenance)
