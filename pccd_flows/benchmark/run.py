@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filelock import FileLock
 from jobflow import Maker, job
 
 from pccd_flows.benchmark.generators import (
@@ -140,7 +141,8 @@ def read_rows(path: Path, run_key: str) -> dict[str, BenchmarkCandidate]:
     Returns
     -------
     dict
-        Candidate key -> row, the last row of each candidate winning.
+        Candidate key -> row, the last row of each candidate winning, except that an unjudged row never replaces a
+        judged one.
     """
     rows: dict[str, BenchmarkCandidate] = {}
     if not path.is_file():
@@ -150,7 +152,9 @@ def read_rows(path: Path, run_key: str) -> dict[str, BenchmarkCandidate]:
             row = BenchmarkCandidate.model_validate_json(line)
         except ValueError:
             continue  # a line cut short by a killed run
-        if row.run_key == run_key:
+        earlier = rows.get(row.key)
+        # a judged row stands: a process of another --shard that sampled the same crystal again appends it unjudged
+        if row.run_key == run_key and not (earlier is not None and earlier.judged and not row.judged):
             rows[row.key] = row
     return rows
 
@@ -296,8 +300,8 @@ def draw_held_out(data_path: Path, n: int, seed: int, target_composition: bool =
 
 
 def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | None = None, out_dir: Path | None = None,
-                  log: Callable[[str], None] | None = None, judge_chunk: int = JUDGE_CHUNK
-                  ) -> tuple[BenchmarkReport, list[BenchmarkCandidate]]:
+                  log: Callable[[str], None] | None = None, judge_chunk: int = JUDGE_CHUNK,
+                  shard: tuple[int, int] | None = None) -> tuple[BenchmarkReport, list[BenchmarkCandidate]]:
     """Generate with each generator, judge all alike, and measure.
 
     Parameters
@@ -314,6 +318,10 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
     judge_chunk : int
         Rows per :func:`judge` call, each chunk appended to ``candidates.jsonl`` when judged (not a setting: the
         numbers do not depend on it).
+    shard : (int, int), optional
+        ``(i, n)``: judge only the blocks of ``judge_chunk`` crystals (in the order of the drawn positions, the same in
+        every process) whose number is ``i`` modulo ``n``, so that ``n`` processes sharing ``out_dir`` split the
+        relaxations. Each appends under a file lock and, before measuring, reads the rows the others have judged.
 
     Returns
     -------
@@ -380,7 +388,8 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
             rows[row.key] = row
         if rows_path is not None and new_rows:
             rows_path.parent.mkdir(parents=True, exist_ok=True)
-            with rows_path.open("a") as handle:
+            # processes of other --shard append to the same file: one writer at a time, whole lines
+            with FileLock(f"{rows_path}.lock"), rows_path.open("a") as handle:
                 handle.writelines(row.model_dump_json() + "\n" for row in new_rows)
 
     def keep_missing(made: list[BenchmarkCandidate]) -> None:
@@ -443,9 +452,12 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
             systems_done("substitution", done)
 
     fingerprints: dict[str, str] = {}
+    block = {f"{chemsys}:{index}": position // judge_chunk for position, (chemsys, index) in enumerate(positions)}
     for generator in settings.generators:
         made = [row for row in run_rows(generator) if row.structure is not None]
         todo = [row for row in made if not row.judged]
+        if shard is not None:
+            todo = [row for row in todo if block[f"{row.chemsys}:{row.index}"] % shard[1] == shard[0]]
         if not todo:
             continue
         log(f"relaxing {len(todo)} {generator} crystals ({settings.engine}, {settings.relax_steps} steps)")
@@ -459,6 +471,8 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
             done += len(chunk)
             log(f"judging {generator}: {done}/{len(made)}")
 
+    if shard is not None and rows_path is not None:
+        rows.update(read_rows(rows_path, run_key))  # what the other shards have judged by now
     log("novelty and uniqueness")
     marked: list[BenchmarkCandidate] = []
     generators, per_system = {}, {}

@@ -19,6 +19,7 @@ from pccd_flows.cli.common import (
     require_file,
     require_output_dir,
     require_output_file,
+    shard_of,
     stderr,
     stdout,
 )
@@ -61,6 +62,11 @@ def benchmark_command(
         "--out", help="Folder: candidates.jsonl grows as crystals are judged (a rerun resumes), benchmark.json.")
     ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of rates and E_hull here.")] = None,
+    shard: Annotated[str | None, typer.Option(
+        "--shard", help="I/N: this process judges every N-th block of 32 crystals from the I-th, so that N "
+        "processes with the same options and --out (e.g. 0/2 and 1/2 on two cores) share the relaxations; each "
+        "reports what all had judged when it ends, and a last run without --shard judges nothing and reports all. "
+        "Start them after one run has generated, or each generates the same crystals again.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """PCCD vs a PyXtal random search and ion substitution at the same compositions, relaxed and judged alike:
@@ -100,6 +106,9 @@ def benchmark_command(
                          (novelty_data, "--novelty-data")):
         if path is not None:
             require_file(path, option)
+    shard_range = shard_of(shard)
+    if shard_range is not None and out is None:
+        fail("--shard shares the judging through --out's candidates.jsonl: give --out")
     if out is not None:
         require_output_dir(out, "--out")
     if plot is not None:
@@ -111,7 +120,7 @@ def benchmark_command(
                             prototypes=str(prototypes) if prototypes else None,
                             novelty_data=str(novelty_data) if novelty_data else None)
     try:
-        report, candidates = run_benchmark(systems, run, out_dir=out,
+        report, candidates = run_benchmark(systems, run, out_dir=out, shard=shard_range,
                                            log=lambda line: stderr.print(line, highlight=False, soft_wrap=True))
     except (BenchmarkError, CheckpointError) as exc:
         fail(str(exc))

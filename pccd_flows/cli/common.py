@@ -132,6 +132,19 @@ SEED_MAX = 2**63 - 1
 MULTI_VALUE = {"allow_extra_args": True, "ignore_unknown_options": False}
 
 
+def shard_of(value: str | None) -> tuple[int, int] | None:
+    """``--shard I/N`` as (I, N); a one-line error (exit 2) for anything else."""
+    if value is None:
+        return None
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        fail(f"--shard takes I/N (e.g. 0/2), not {value!r}")
+    if not 0 <= index < count:
+        fail(f"--shard {value}: I must be in 0..N-1")
+    return index, count
+
+
 def gather_values(first: list[str] | None, ctx: typer.Context) -> list[str]:
     values = [*(first or []), *ctx.args]
     return [part for value in values for part in value.replace(",", "-").split("-") if part]

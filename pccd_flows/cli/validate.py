@@ -7,19 +7,18 @@ from typing import Annotated
 
 import typer
 
-from pccd_flows.cli.common import SEED_MAX, fail, print_json, progress_bar, read_structure, stderr, stdout
+from pccd_flows.cli.common import (
+    SEED_MAX,
+    fail,
+    print_json,
+    progress_bar,
+    read_structure,
+    shard_of,
+    stderr,
+    stdout,
+)
 
 validate_app = typer.Typer(help="Check stability verdicts against DFT and compare judges.", no_args_is_help=True)
-
-
-def _shard(value: str) -> tuple[int, int]:
-    try:
-        index, count = (int(part) for part in value.split("/"))
-    except ValueError:
-        fail(f"--shard takes I/N (e.g. 0/2), not {value!r}")
-    if not 0 <= index < count:
-        fail(f"--shard {value}: I must be in 0..N-1")
-    return index, count
 
 
 StudyOption = Annotated[str | None, typer.Option(
@@ -61,14 +60,14 @@ def validate_dft_command(
 
     if protocol not in PROTOCOLS:
         fail(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
-    shard_of = _shard(shard)
+    shard_range = shard_of(shard)
     overrides = {k: v for k, v in {"ecut": ecut, "kpoint_density": kpoint_density}.items() if v is not None}
     settings = DftValidationSettings(protocol=protocol, **overrides)
     try:
         from pccd_flows.followup.gpaw import require_gpaw
 
         require_gpaw()
-        ids = select_candidates(n, seed, judge, candidate_ids=candidate_ids, shard=shard_of, study=study)
+        ids = select_candidates(n, seed, judge, candidate_ids=candidate_ids, shard=shard_range, study=study)
     except (DftValidationError, RuntimeError) as exc:
         fail(str(exc))
     if launchpad is not None:

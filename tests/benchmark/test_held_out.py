@@ -155,3 +155,40 @@ def test_evaluate_generation_without_held_out_crystals_is_one_line(mg_o_environm
                                  "--novelty-data", str(mg_o_environment.data_file)])
     assert result.exit_code == 2, result.output
     assert "has no held-out" in result.output and "Traceback" not in result.output
+
+
+def test_held_out_shards_split_the_judging_and_the_last_run_reports_all(held_out_data, tmp_path):
+    settings = BenchmarkSettings(held_out=4, generators=("pccd",), reference="mp-formation", relax_steps=20,
+                                 novelty_data=str(held_out_data))
+    out = tmp_path / "run"
+    first, _ = run_benchmark(settings=settings, out_dir=out, judge_chunk=1, shard=(0, 2))
+    rows = last_rows(out / "candidates.jsonl")
+    order = sorted(rows.values(), key=lambda row: row.origin["index"])  # the drawn order: blocks of one crystal
+    made = [row for row in order if row.structure is not None]
+    assert [row.judged for row in made] == [position % 2 == 0 for position, row in enumerate(order)
+                                            if row.structure is not None]
+    assert first.generators["pccd"].n_judged == sum(row.judged and row.relax_error is None for row in made)
+
+    # a second process of the other shard that sampled the same crystals again: its unjudged copies, appended after
+    # the judged rows, must not undo them; it judges the odd blocks only and reports all four
+    unjudged = [row.model_copy(update={"judged": False, "e_above_hull": None}) for row in made if row.judged]
+    with (out / "candidates.jsonl").open("a") as handle:
+        handle.writelines(row.model_dump_json() + "\n" for row in unjudged)
+    lines: list[str] = []
+    second, _ = run_benchmark(settings=settings, out_dir=out, log=lines.append, judge_chunk=1, shard=(1, 2))
+    assert sum(line.startswith("judging pccd") for line in lines) == sum(not row.judged for row in made)
+    assert second.generators["pccd"].n_judged + second.generators["pccd"].n_failed == 4
+
+    lines.clear()
+    final, _ = run_benchmark(settings=settings, out_dir=out, log=lines.append, judge_chunk=1)
+    assert not any(line.startswith(("sampling", "judging")) for line in lines)  # all judged by the two shards
+    assert final.generators == second.generators
+
+
+def test_benchmark_shard_bad_input_is_one_line(mg_o_environment, tmp_path):
+    for args, message in ((["--shard", "2/2", "--out", str(tmp_path)], "I must be in 0..N-1"),
+                          (["--shard", "x", "--out", str(tmp_path)], "--shard takes I/N"),
+                          (["--shard", "0/2"], "give --out")):
+        result = runner.invoke(app, ["benchmark", "--held-out", "2", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
