@@ -54,7 +54,10 @@ def single_points(rows, cache: Path) -> dict[str, dict]:
         with cache.open("a") as handle:
             for number, row in enumerate(todo, start=1):
                 start = time.process_time()
-                energy = float(model.predict_structure(row.generated_structure(), task="e")["e"])
+                try:
+                    energy = float(model.predict_structure(row.generated_structure(), task="e")["e"])
+                except ValueError:  # an isolated atom as generated: ranked last
+                    energy = float("inf")
                 record = {"key": row.key, "e_sp": energy, "cpu_seconds": time.process_time() - start}
                 done[row.key] = record
                 handle.write(json.dumps(record) + "\n")
