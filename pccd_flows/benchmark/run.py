@@ -452,12 +452,12 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
             systems_done("substitution", done)
 
     fingerprints: dict[str, str] = {}
-    block = {f"{chemsys}:{index}": position // judge_chunk for position, (chemsys, index) in enumerate(positions)}
+    block = {key: position // judge_chunk for position, key in enumerate(positions)}
     for generator in settings.generators:
         made = [row for row in run_rows(generator) if row.structure is not None]
         todo = [row for row in made if not row.judged]
         if shard is not None:
-            todo = [row for row in todo if block[f"{row.chemsys}:{row.index}"] % shard[1] == shard[0]]
+            todo = [row for row in todo if block[row.chemsys, row.index] % shard[1] == shard[0]]
         if not todo:
             continue
         log(f"relaxing {len(todo)} {generator} crystals ({settings.engine}, {settings.relax_steps} steps)")
