@@ -204,3 +204,25 @@ def test_screen_added_while_rlaunch_runs_then_interrupted_mid_relaxation_and_rec
         if candidate["prefilter"]["passed"]:
             assert candidate["relaxation"]["energy_per_atom"] is not None
             assert candidate["stability"]["reference"] == "mp-formation"
+
+
+def test_rlaunch_signalled_between_checkout_and_task_stops_at_once(tmp_path):
+    # CI once waited 120 s for an rlaunch that had said "stopped by SIGTERM": the signal had landed after the checkout,
+    # outside the task, and FireWorks' ping thread (not a daemon, one ping an hour) kept the process alive
+    config, env = embedded_launchpad(tmp_path)
+    log = tmp_path / "steps.log"
+    add_steps(config, env, "a", 2, 0.1, log)
+    code = "import sys; from tests.launchpad.tasks import rlaunch_signalled_after_checkout as r; r(['rapidfire'])"
+    started = time.monotonic()
+    result = run([sys.executable, "-c", code], config, env, timeout=90, ok=False)
+    assert time.monotonic() - started < 60
+    assert result.returncode == 128 + signal.SIGTERM, result.stdout + result.stderr
+    assert "lpad detect_lostruns" in result.stderr
+    assert not log.exists()  # no task started
+    states = {name: fw["state"] for name, fw in fireworks(config, env).items()}
+    assert sorted(states.values()) == ["READY", "RUNNING"], states  # checked out, then stopped: a lost run
+    time.sleep(1.5)
+    run(["lpad", "detect_lostruns", "--time", "1", "--fizzle"], config, env)
+    run(["lpad", "rerun_fws", "-s", "FIZZLED"], config, env)
+    run(["rlaunch", "rapidfire"], config, env)
+    assert_each_completed_once(config, env, ["a0", "a1"], log)
