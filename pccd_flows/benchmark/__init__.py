@@ -4,6 +4,7 @@ from pccd_flows.benchmark.generators import (
     PrototypeLibrary,
     held_out_pccd_candidates,
     pccd_candidates,
+    pccd_ranked_candidates,
     random_search_candidates,
     random_symmetric_crystal,
     rank_substitutions,
@@ -24,7 +25,7 @@ from pccd_flows.benchmark.schemas import GENERATORS, BenchmarkCandidate, Benchma
 __all__ = [
     "GENERATORS", "BenchmarkCandidate", "BenchmarkError", "BenchmarkMaker", "BenchmarkReport", "BenchmarkSettings",
     "GeneratorMetrics", "PrototypeLibrary", "generator_metrics", "held_out_pccd_candidates", "mark_sun",
-    "pccd_candidates", "plot_benchmark", "random_search_candidates", "random_symmetric_crystal",
+    "pccd_candidates", "pccd_ranked_candidates", "plot_benchmark", "random_search_candidates", "random_symmetric_crystal",
     "rank_substitutions", "rmsd_to_relaxed", "run_benchmark", "substitution_candidates", "substitution_structures",
     "systems_title",
 ]

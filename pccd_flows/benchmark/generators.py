@@ -8,6 +8,9 @@
   replaced by the target's, ranked by pymatgen's data-mined substitution probabilities (Hautier et al., Inorg. Chem.
   2011; ``pymatgen.analysis.structure_prediction``), the volume rescaled by pymatgen's DLS predictor; duplicates
   (StructureMatcher) skipped, so the k-th crystal of a formula is the k-th most probable distinct one.
+
+Yield levers of PCCD (issue 25 item 3), not run unless asked for: ``pccd_charge_balanced`` (keep charge-balanced
+compositions) and ``pccd_ranked`` (generate and rank: keep the novel, distinct samples lowest in single-point E_hull).
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ RANDOM_SEARCH_SPACE_GROUPS = 10
 RANDOM_SEARCH_ATTEMPTS = 10
 # pccd_charge_balanced: samples drawn per crystal kept
 CHARGE_BALANCE_OVERSAMPLE = 4
+# pccd_ranked: samples drawn per crystal kept (the lowest quarter in single-point E_hull, as scripts/rank_lever.py
+# picked on the tuning half of the 1,000 held-out samples)
+RANK_OVERSAMPLE = 4
 # substitution: ranked candidates (prototype structures) looked at per formula before giving up on distinct ones
 SUBSTITUTION_MAX_PROTOTYPES = 200
 
@@ -200,6 +206,86 @@ def pccd_candidates(chemsys: str, n: int, seed: int = 0, checkpoint: str | Path 
         candidates.append(BenchmarkCandidate(
             generator=name, chemsys=chemsys, index=index, generation_cpu_seconds=share,
             generation_error=f"charge balance: fewer than {n} of {drawn} samples charge-balanced"))
+    return candidates
+
+
+def pccd_ranked_candidates(chemsys: str, n: int, novelty_index, engine: str, reference: str, seed: int = 0,
+                           checkpoint: str | Path | None = None, sampler=None, loaded=None,
+                           oversample: int = RANK_OVERSAMPLE) -> list[BenchmarkCandidate]:
+    """Generate and rank: ``oversample * n`` PCCD samples of ``chemsys``, the ``n`` best kept for relaxation.
+
+    A sample is dropped where its generated structure already matches a known crystal (``novelty_index``: a
+    rediscovery cannot be S.U.N.) or one kept before it (StructureMatcher); the rest are ranked by their single-point
+    E_hull, the judge's engine on the generated structure, unrelaxed, placed on the judge's hull
+    (:func:`pccd_flows.stability.assess.energy_above_hull` without relaxation, about 0.1-0.5 CPU s each against
+    several seconds for a relaxation). Sample i uses the same noise as ``pccd``'s sample i, so the two runs are
+    paired: ``pccd``'s samples are the first ``n`` of these.
+
+    Parameters
+    ----------
+    chemsys : str
+        Elements joined by ``-``.
+    n : int
+        Crystals kept.
+    novelty_index : KnownStructureIndex
+        The benchmark's known crystals (``find_match``).
+    engine, reference : str
+        The judge's force field and hull reference.
+    seed, checkpoint, sampler, loaded
+        As :func:`pccd_candidates`.
+    oversample : int
+        Samples drawn per crystal kept.
+
+    Returns
+    -------
+    list of BenchmarkCandidate
+        ``n`` rows in rank order, each with its sample index, single-point E_hull and rank in ``origin``; rows
+        short of ``n`` (too few novel, distinct samples with a single point) carry ``generation_error``. The CPU time
+        of all the samples, the novelty checks and the single points is shared among the ``n`` rows.
+    """
+    from pccd_flows.model.generate import GenerationConditions
+    from pccd_flows.stability.assess import energy_above_hull
+    from pccd_flows.stability.engines import RelaxSettings
+
+    conditions = GenerationConditions(elements=tuple(chemsys.split("-")))
+    drawn = n * oversample
+    crystals, spent = sample_pccd([conditions] * drawn, seed, checkpoint, sampler, loaded)
+    started = time.process_time()
+    matcher = structure_matcher()
+    samples, seen = [], defaultdict(list)
+    dropped = Counter()
+    for index, crystal in enumerate(crystals):
+        structure = crystal.to_structure()
+        if structure is None:
+            dropped["not decoded"] += 1
+            continue
+        if novelty_index.find_match(structure) is not None:
+            dropped["known as generated"] += 1
+            continue
+        formula = structure.composition.reduced_formula
+        if any(fits(matcher, other, structure) for other in seen[formula]):
+            dropped["repeated"] += 1
+            continue
+        seen[formula].append(structure)
+        samples.append((index, crystal, structure))
+    report = energy_above_hull([(str(index), structure) for index, _, structure in samples], engine=engine,
+                               reference=reference, relax=RelaxSettings(relax=False), confirm_with="none")
+    ranked = sorted(((result.e_above_hull, index, crystal, structure)
+                     for (index, crystal, structure), result in zip(samples, report.results, strict=True)
+                     if result.e_above_hull is not None), key=lambda item: (item[0], item[1]))
+    dropped["no single point"] = len(samples) - len(ranked)
+    share = (spent + time.process_time() - started) / max(n, 1)
+    candidates = []
+    for rank, (e_single, index, crystal, structure) in enumerate(ranked[:n]):
+        origin = {"checkpoint_sha256": crystal.provenance.checkpoint_sha256, "seed": seed, "index": index,
+                  "rank": rank, "drawn": drawn, "single_point_e_above_hull": round(float(e_single), 4),
+                  "ranked_by": f"{engine} single point, {reference} hull"}
+        candidates.append(pccd_row("pccd_ranked", chemsys, rank, crystal, structure, origin, share))
+    reasons = ", ".join(f"{count} {why}" for why, count in dropped.items() if count)
+    for rank in range(len(candidates), n):
+        candidates.append(BenchmarkCandidate(
+            generator="pccd_ranked", chemsys=chemsys, index=rank, generation_cpu_seconds=share,
+            generation_error=f"ranking: only {len(ranked)} of {drawn} samples left to rank ({reasons})"))
     return candidates
 
 

@@ -23,10 +23,12 @@ from filelock import FileLock
 from jobflow import Maker, job
 
 from pccd_flows.benchmark.generators import (
+    RANK_OVERSAMPLE,
     PrototypeLibrary,
     held_out_pccd_candidates,
     held_out_positions,
     pccd_candidates,
+    pccd_ranked_candidates,
     random_search_candidates,
     substitution_candidates,
 )
@@ -353,9 +355,9 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
         raise BenchmarkError("--chemsys and --held-out N both choose what PCCD generates: give one of them")
     if held_out is None and not systems:
         raise BenchmarkError("nothing to generate: give --chemsys SYSTEM (repeat for more) or --held-out N")
-    if held_out is not None and "pccd_charge_balanced" in settings.generators:
-        raise BenchmarkError("pccd_charge_balanced samples N crystals per --chemsys system; it does not run with "
-                             "--held-out")
+    for lever in ("pccd_charge_balanced", "pccd_ranked"):
+        if held_out is not None and lever in settings.generators:
+            raise BenchmarkError(f"{lever} samples N crystals per --chemsys system; it does not run with --held-out")
     if settings.target_composition and held_out is None:
         raise BenchmarkError("--target-composition asks for held-out crystals' compositions: it needs --held-out")
     systems = list(dict.fromkeys(normalise_chemsys(s) for s in systems))
@@ -427,6 +429,12 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
                     f"pccd_charge_balanced:{system}:{i}" not in rows for i in range(settings.n)):
                 log(f"{system}: sampling PCCD crystals until {settings.n} are charge-balanced")
                 keep_missing(pccd_candidates(system, settings.n, settings.seed, loaded=loaded, charge_balanced=True))
+            if "pccd_ranked" in settings.generators and any(
+                    f"pccd_ranked:{system}:{i}" not in rows for i in range(settings.n)):
+                log(f"{system}: sampling {RANK_OVERSAMPLE * settings.n} PCCD crystals, keeping the {settings.n} "
+                    f"novel ones lowest in single-point E_hull")
+                keep_missing(pccd_ranked_candidates(system, settings.n, novelty_index, settings.engine,
+                                                    settings.reference, settings.seed, loaded=loaded))
 
     compositions: dict[str, list[tuple[int, dict[str, int]]]] = {system: [] for system in systems}
     for row in run_rows("pccd"):
