@@ -23,6 +23,7 @@ from filelock import FileLock
 from jobflow import Maker, job
 
 from pccd_flows.benchmark.generators import (
+    PRERELAX_STEPS,
     RANK_OVERSAMPLE,
     PrototypeLibrary,
     held_out_pccd_candidates,
@@ -355,7 +356,7 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
         raise BenchmarkError("--chemsys and --held-out N both choose what PCCD generates: give one of them")
     if held_out is None and not systems:
         raise BenchmarkError("nothing to generate: give --chemsys SYSTEM (repeat for more) or --held-out N")
-    for lever in ("pccd_charge_balanced", "pccd_ranked"):
+    for lever in ("pccd_charge_balanced", "pccd_ranked", "pccd_prerelaxed"):
         if held_out is not None and lever in settings.generators:
             raise BenchmarkError(f"{lever} samples N crystals per --chemsys system; it does not run with --held-out")
     if settings.target_composition and held_out is None:
@@ -435,6 +436,13 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
                     f"novel ones lowest in single-point E_hull")
                 keep_missing(pccd_ranked_candidates(system, settings.n, novelty_index, settings.engine,
                                                     settings.reference, settings.seed, loaded=loaded))
+            if "pccd_prerelaxed" in settings.generators and any(
+                    f"pccd_prerelaxed:{system}:{i}" not in rows for i in range(settings.n)):
+                log(f"{system}: sampling {RANK_OVERSAMPLE * settings.n} PCCD crystals, keeping the {settings.n} "
+                    f"novel ones lowest in E_hull after {PRERELAX_STEPS} FIRE steps")
+                keep_missing(pccd_ranked_candidates(system, settings.n, novelty_index, settings.engine,
+                                                    settings.reference, settings.seed, loaded=loaded,
+                                                    prerelax_steps=PRERELAX_STEPS, fmax=settings.relax_fmax))
 
     compositions: dict[str, list[tuple[int, dict[str, int]]]] = {system: [] for system in systems}
     for row in run_rows("pccd"):

@@ -7,8 +7,8 @@ from pymatgen.core import Structure
 
 GENERATORS = ("pccd", "random_search", "substitution")
 # not run unless asked for (--generator), PCCD's yield levers (issue 25): keeping only charge-balanced compositions,
-# and generate-and-rank (the novel samples lowest in single-point E_hull of 4x as many)
-OPTIONAL_GENERATORS = ("pccd_charge_balanced", "pccd_ranked")
+# and generate-and-rank (the novel samples of 4x as many lowest in E_hull, as generated or after a short relaxation)
+OPTIONAL_GENERATORS = ("pccd_charge_balanced", "pccd_ranked", "pccd_prerelaxed")
 
 
 class BenchmarkCandidate(BaseModel):
