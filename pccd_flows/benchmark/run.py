@@ -356,7 +356,7 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
         raise BenchmarkError("--chemsys and --held-out N both choose what PCCD generates: give one of them")
     if held_out is None and not systems:
         raise BenchmarkError("nothing to generate: give --chemsys SYSTEM (repeat for more) or --held-out N")
-    for lever in ("pccd_charge_balanced", "pccd_ranked", "pccd_prerelaxed"):
+    for lever in OPTIONAL_GENERATORS:  # the yield levers oversample per --chemsys system
         if held_out is not None and lever in settings.generators:
             raise BenchmarkError(f"{lever} samples N crystals per --chemsys system; it does not run with --held-out")
     if settings.target_composition and held_out is None:

@@ -51,9 +51,9 @@ def benchmark_command(
     fmax: Annotated[float, typer.Option("--fmax", min=1e-6, callback=finite, help="Force criterion, eV/A.")] = BENCHMARK_RELAX_FMAX,
     generator: Annotated[list[str] | None, typer.Option(
         "--generator", help="pccd, random_search, substitution (repeat; default: these three); also "
-        "pccd_charge_balanced (PCCD keeping charge-balanced compositions) and pccd_ranked (PCCD drawing 4N samples "
-        "and keeping the N novel, distinct ones lowest in single-point E_hull) and pccd_prerelaxed (the same, "
-        "ranked after 30 FIRE steps).")] = None,
+        "the yield levers pccd_charge_balanced (PCCD keeping charge-balanced compositions), pccd_ranked (PCCD "
+        "drawing 4N samples and keeping the N novel, distinct ones lowest in single-point E_hull) and "
+        "pccd_prerelaxed (the same, ranked after 30 FIRE steps).")] = None,
     checkpoint: CheckpointOption = None,
     prototypes: Annotated[Path | None, typer.Option(
         "--prototypes", help="Structures for substitution (jsonl). Default: the bundled MP set.")] = None,
