@@ -400,6 +400,20 @@ def _patch_rocket(module) -> None:
         start = getattr(module, name)
         if not getattr(start, "_pccd_guarded", False):
             setattr(module, name, _keep_stop_event(start))
+    # The backstop: a stopped rlaunch was still seen waiting at exit on a ping thread whose stop event nobody set (CI,
+    # under load, signal during a relaxation). As daemons, the threads FireWorks starts for a launch (pings,
+    # background tasks) can never hold the process; each ping is a LaunchPad transaction, saved by os.replace, so
+    # one cut short at exit leaves the file whole.
+    if not getattr(module.Thread, "_pccd_guarded", False):
+        module.Thread = _DaemonThread
+
+
+class _DaemonThread(threading.Thread):
+    _pccd_guarded = True
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("daemon", True)
+        super().__init__(*args, **kwargs)
 
 
 def _keep_stop_event(start):
