@@ -536,11 +536,14 @@ def systems_title(report: BenchmarkReport) -> str:
     Returns
     -------
     str
-        The systems, or for a held-out run the number of drawn crystals and of their systems.
+        The systems (their number beyond four, which would run into the next panel's title), or for a held-out run
+        the number of drawn crystals and of their systems.
     """
     if report.settings.get("held_out") is not None:
         composition = ", exact compositions" if report.settings.get("target_composition") else ""
         return f"{report.settings['held_out']} held-out crystals ({len(report.systems)} systems{composition})"
+    if len(report.systems) > 4:
+        return f"{len(report.systems)} systems, {report.settings.get('n')} crystals each"
     return ", ".join(report.systems)
 
 
