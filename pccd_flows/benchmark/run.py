@@ -593,7 +593,9 @@ def plot_benchmark(report: BenchmarkReport, candidates: Sequence[BenchmarkCandid
     right.axhline(0, color="black", linewidth=0.8)
     right.set_xticks(range(len(names)), names)
     right.set_ylabel("E above hull (eV/atom, clipped to 1.5)")
-    right.set_title(f"judge: {report.judge['model']}, {report.judge['reference']} hull")
+    confirm = report.judge.get("confirm_with") or "none"
+    judge_name = report.judge["model"] + (f" confirmed by {confirm}" if confirm != "none" else "")
+    right.set_title(f"judge: {judge_name}, {report.judge['reference']} hull")
     right.legend()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130, bbox_inches="tight")
