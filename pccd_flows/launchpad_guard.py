@@ -18,8 +18,8 @@ So the guard lives inside every Python process that uses such a LaunchPad:
 - **Interrupted rockets**: while a rocket runs, the first SIGINT or SIGTERM raises :class:`RocketInterrupted` in the
   task (deferred to the end of a LaunchPad transaction if one is under way), FireWorks records the FireWork as
   FIZZLED with that reason, and ``rlaunch`` stops (exit 128 + signal) instead of going on with the next FireWork;
-  ``lpad rerun_fws -s FIZZLED`` runs it again. Wherever the interrupt lands, the launch's ping thread is stopped, so
-  the stopped ``rlaunch`` exits at once. A second signal, or SIGKILL, stops at once: the FireWork stays
+  ``lpad rerun_fws -s FIZZLED`` runs it again. The threads FireWorks starts for a launch (pings, background tasks)
+  are daemons, so wherever the interrupt lands the stopped ``rlaunch`` exits at once. A second signal, or SIGKILL, stops at once: the FireWork stays
   RUNNING, and ``lpad detect_lostruns --time SECONDS --fizzle`` finds it.
 
 How it gets there: ``pccd launchpad init --embedded`` writes ``pccd_flows_launchpad_guard.pth`` into this
@@ -287,10 +287,6 @@ def _guard_class(cls, exclude=frozenset(), all_writes=None) -> None:
 _pending_signal: list[int] = []  # the signal received while a rocket ran
 _delivered: list[bool] = []  # whether its RocketInterrupted was raised (once: FireWorks must record the FIZZLED)
 _rocket_depth = 0
-# The stop events of the launch's ping thread and background tasks. FireWorks sets them in the task's except block
-# and after the tasks; an interrupt raised anywhere else in Rocket.run (after the checkout, before the task) skipped
-# both, and the ping thread, not a daemon and waiting an hour between pings, kept the stopped rlaunch alive.
-_rocket_stops: list[threading.Event] = []
 
 
 def _raise_pending_interrupt() -> None:
@@ -340,8 +336,6 @@ def _guard_rocket_run(run):
             pass  # interrupted outside the task (checking out, recording): the LaunchPad keeps its last state
         finally:
             _rocket_depth -= 1
-            while _rocket_stops:
-                _rocket_stops.pop().set()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             if _pending_signal:
@@ -396,14 +390,10 @@ def _patch_launchpad(module) -> None:
 def _patch_rocket(module) -> None:
     if not getattr(module.Rocket.run, "_pccd_guarded", False):
         module.Rocket.run = _guard_rocket_run(module.Rocket.run)
-    for name in ("start_ping_launch", "start_background_task"):  # Rocket.run looks both up in its module
-        start = getattr(module, name)
-        if not getattr(start, "_pccd_guarded", False):
-            setattr(module, name, _keep_stop_event(start))
-    # The backstop: a stopped rlaunch was still seen waiting at exit on a ping thread whose stop event nobody set (CI,
-    # under load, signal during a relaxation). As daemons, the threads FireWorks starts for a launch (pings,
-    # background tasks) can never hold the process; each ping is a LaunchPad transaction, saved by os.replace, so
-    # one cut short at exit leaves the file whole.
+    # An interrupted rocket does not always reach FireWorks' stop_backgrounds (a signal after the checkout, outside
+    # the task; CI also saw one during a relaxation), and the launch's ping thread, waiting an hour between pings,
+    # then held the stopped rlaunch at exit. As daemons, the threads Rocket.run starts (pings, background tasks) never
+    # hold the process; each ping is a LaunchPad transaction saved by os.replace, so one cut short leaves the file whole.
     if not getattr(module.Thread, "_pccd_guarded", False):
         module.Thread = _DaemonThread
 
@@ -414,18 +404,6 @@ class _DaemonThread(threading.Thread):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("daemon", True)
         super().__init__(*args, **kwargs)
-
-
-def _keep_stop_event(start):
-    @functools.wraps(start)
-    def kept(*args, **kwargs):
-        stop = start(*args, **kwargs)
-        if stop is not None and _rocket_depth and threading.current_thread() is threading.main_thread():
-            _rocket_stops.append(stop)
-        return stop
-
-    kept._pccd_guarded = True
-    return kept
 
 
 _post_import: dict[str, list] = {}

@@ -27,7 +27,8 @@ from pccd_flows.stores.config import open_store, reference_energy_store
 out = Path("runs/benchmark/held-out-1000")
 report = json.loads((Path("docs/benchmark/held_out_1000.json")).read_text())
 rows = [r for r in read_rows(out / CANDIDATES_FILE, report["settings"]["run_key"]).values() if r.generator == "pccd"]
-s = get_settings(); src = s.reference_structures_file or s.data_file
+s = get_settings()
+src = s.reference_structures_file or s.data_file
 with open_store(reference_energy_store(s)) as cache:
     keys = {d["key"] for d in cache.query({}, properties=["key"])}
 keys |= set(bundled_reference_energies(s.reference_energy_seed_file))

@@ -430,19 +430,15 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
                     f"pccd_charge_balanced:{system}:{i}" not in rows for i in range(settings.n)):
                 log(f"{system}: sampling PCCD crystals until {settings.n} are charge-balanced")
                 keep_missing(pccd_candidates(system, settings.n, settings.seed, loaded=loaded, charge_balanced=True))
-            if "pccd_ranked" in settings.generators and any(
-                    f"pccd_ranked:{system}:{i}" not in rows for i in range(settings.n)):
-                log(f"{system}: sampling {RANK_OVERSAMPLE * settings.n} PCCD crystals, keeping the {settings.n} "
-                    f"novel ones lowest in single-point E_hull")
-                keep_missing(pccd_ranked_candidates(system, settings.n, novelty_index, settings.engine,
-                                                    settings.reference, settings.seed, loaded=loaded))
-            if "pccd_prerelaxed" in settings.generators and any(
-                    f"pccd_prerelaxed:{system}:{i}" not in rows for i in range(settings.n)):
-                log(f"{system}: sampling {RANK_OVERSAMPLE * settings.n} PCCD crystals, keeping the {settings.n} "
-                    f"novel ones lowest in E_hull after {PRERELAX_STEPS} FIRE steps")
-                keep_missing(pccd_ranked_candidates(system, settings.n, novelty_index, settings.engine,
-                                                    settings.reference, settings.seed, loaded=loaded,
-                                                    prerelax_steps=PRERELAX_STEPS, fmax=settings.relax_fmax))
+            for lever, steps in (("pccd_ranked", 0), ("pccd_prerelaxed", PRERELAX_STEPS)):
+                if lever in settings.generators and any(
+                        f"{lever}:{system}:{i}" not in rows for i in range(settings.n)):
+                    ranked_by = f"E_hull after {steps} FIRE steps" if steps else "single-point E_hull"
+                    log(f"{system}: sampling {RANK_OVERSAMPLE * settings.n} PCCD crystals, keeping the {settings.n} "
+                        f"novel ones lowest in {ranked_by}")
+                    keep_missing(pccd_ranked_candidates(system, settings.n, novelty_index, settings.engine,
+                                                        settings.reference, settings.seed, loaded=loaded,
+                                                        prerelax_steps=steps, fmax=settings.relax_fmax))
 
     compositions: dict[str, list[tuple[int, dict[str, int]]]] = {system: [] for system in systems}
     for row in run_rows("pccd"):
