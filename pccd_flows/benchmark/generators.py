@@ -160,7 +160,8 @@ def pccd_row(generator: str, chemsys: str, index: int, crystal: GeneratedCrystal
 
 def pccd_candidates(chemsys: str, n: int, seed: int = 0, checkpoint: str | Path | None = None,
                     sampler=None, loaded=None, charge_balanced: bool = False,
-                    oversample: int = CHARGE_BALANCE_OVERSAMPLE) -> list[BenchmarkCandidate]:
+                    oversample: int = CHARGE_BALANCE_OVERSAMPLE, generator: str | None = None
+                    ) -> list[BenchmarkCandidate]:
     """``n`` crystals of ``chemsys`` from a PCCD checkpoint (default: the shipped one) with the default sampler.
 
     Parameters
@@ -181,6 +182,9 @@ def pccd_candidates(chemsys: str, n: int, seed: int = 0, checkpoint: str | Path 
         CPU time of all the samples is shared among the kept ones.
     oversample : int
         Samples drawn per crystal kept, with ``charge_balanced``.
+    generator : str, optional
+        The rows' generator name; default ``pccd_charge_balanced`` with ``charge_balanced``, else ``pccd``
+        (``pccd benchmark --charge-balanced`` names charge-balanced rows ``pccd``: the baselines follow them).
 
     Returns
     -------
@@ -195,7 +199,7 @@ def pccd_candidates(chemsys: str, n: int, seed: int = 0, checkpoint: str | Path 
     drawn = n * oversample if charge_balanced else n
     crystals, spent = sample_pccd([conditions] * drawn, seed, checkpoint, sampler, loaded)
     share = spent / max(n, 1)
-    name = "pccd_charge_balanced" if charge_balanced else "pccd"
+    name = generator or ("pccd_charge_balanced" if charge_balanced else "pccd")
     candidates = []
     for sample, crystal in enumerate(crystals):
         structure = crystal.to_structure()

@@ -86,7 +86,10 @@ class BenchmarkSettings:
 
     ``n`` is PCCD's crystals per chemical system of a ``--chemsys`` run; ``held_out`` (instead of chemical systems)
     draws that many crystals of the data set's held-out split and asks PCCD for one per drawn crystal, conditioned
-    on its elements, or on its exact composition with ``target_composition``.
+    on its elements, or on its exact composition with ``target_composition``. ``charge_balanced`` chooses PCCD's
+    compositions by charge balance (the yield lever of issue 25 that ``pccd study``'s prefilter applies by default):
+    the ``pccd`` generator keeps the first ``n`` of ``4 n`` samples whose composition has charge-balanced ICSD
+    oxidation states, and the baselines take those compositions, so that all three are compared where PCCD chose.
     """
 
     n: int = BENCHMARK_N
@@ -102,6 +105,7 @@ class BenchmarkSettings:
     novelty_data: str | None = None
     held_out: int | None = None
     target_composition: bool = False
+    charge_balanced: bool = False
 
     def key(self, checkpoint_sha256: str | None, held_out_ids: Sequence[str] = ()) -> str:
         """Fingerprint of what a row depends on (not the generator list or novelty source, applied later).
@@ -128,6 +132,8 @@ class BenchmarkSettings:
             parts += ["held_out", self.held_out, hashlib.sha256(json.dumps(list(held_out_ids)).encode()).hexdigest()]
         if self.target_composition:
             parts.append("target_composition")
+        if self.charge_balanced:
+            parts.append("charge_balanced")
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:12]
 
 
@@ -359,6 +365,11 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
     for lever in OPTIONAL_GENERATORS:  # the yield levers oversample per --chemsys system
         if held_out is not None and lever in settings.generators:
             raise BenchmarkError(f"{lever} samples N crystals per --chemsys system; it does not run with --held-out")
+    if settings.charge_balanced and held_out is not None:
+        raise BenchmarkError("--charge-balanced chooses PCCD's compositions per --chemsys system; a held-out run asks "
+                             "for each drawn crystal's")
+    if settings.charge_balanced and "pccd_charge_balanced" in settings.generators:
+        raise BenchmarkError("with --charge-balanced the pccd generator is pccd_charge_balanced: leave that one out")
     if settings.target_composition and held_out is None:
         raise BenchmarkError("--target-composition asks for held-out crystals' compositions: it needs --held-out")
     systems = list(dict.fromkeys(normalise_chemsys(s) for s in systems))
@@ -420,9 +431,11 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
     else:
         for system in systems:
             if any(f"pccd:{system}:{i}" not in rows for i in range(settings.n)):
-                log(f"{system}: sampling {settings.n} PCCD crystals")
+                log(f"{system}: sampling {settings.n} PCCD crystals"
+                    + (", charge-balanced" if settings.charge_balanced else ""))
                 try:
-                    made = pccd_candidates(system, settings.n, settings.seed, loaded=loaded)
+                    made = pccd_candidates(system, settings.n, settings.seed, loaded=loaded,
+                                           charge_balanced=settings.charge_balanced, generator="pccd")
                 except ValueError as exc:  # pydantic: elements the model does not know
                     raise BenchmarkError(f"--chemsys {system}: {str(exc).splitlines()[-1].strip()}") from exc
                 keep_missing(made)
@@ -509,6 +522,7 @@ def run_benchmark(systems: Sequence[str] = (), settings: BenchmarkSettings | Non
         generators=generators, per_system=per_system,
         settings={"n": settings.n if held_out is None else None, "held_out": held_out,
                   "target_composition": settings.target_composition,
+                  "charge_balanced": settings.charge_balanced,
                   "held_out_data": get_settings().data_file.name if held_out is not None else None,
                   "seed": settings.seed, "checkpoint_sha256": loaded[2].get("sha256"),
                   "checkpoint": checkpoint.name,

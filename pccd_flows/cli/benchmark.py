@@ -39,6 +39,10 @@ def benchmark_command(
     target_composition: Annotated[bool, typer.Option(
         "--target-composition", help="With --held-out: ask for each held-out crystal's exact composition, not only "
         "its elements.")] = False,
+    charge_balanced: Annotated[bool, typer.Option(
+        "--charge-balanced", help="Choose PCCD's compositions by charge balance: keep the first N of 4N samples "
+        "per system whose composition has charge-balanced ICSD oxidation states (what `pccd study`'s prefilter "
+        "keeps); the baselines take these compositions.")] = False,
     n: Annotated[int | None, typer.Option("--n", min=1, help=f"PCCD crystals per --chemsys system (default "
                                                              f"{BENCHMARK_N}); the baselines take their "
                                                              f"compositions.")] = None,
@@ -115,7 +119,8 @@ def benchmark_command(
         require_output_dir(out, "--out")
     if plot is not None:
         require_output_file(plot, "--plot")
-    run = BenchmarkSettings(n=n or BENCHMARK_N, held_out=held_out, target_composition=target_composition, seed=seed,
+    run = BenchmarkSettings(n=n or BENCHMARK_N, held_out=held_out, target_composition=target_composition,
+                            charge_balanced=charge_balanced, seed=seed,
                             engine=engine, confirm_with=confirm_with, reference=reference, relax_steps=relax_steps,
                             relax_fmax=fmax, generators=generators,
                             checkpoint=str(checkpoint) if checkpoint else None,
