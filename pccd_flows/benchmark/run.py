@@ -547,14 +547,15 @@ def systems_title(report: BenchmarkReport) -> str:
     -------
     str
         The systems (their number beyond four, which would run into the next panel's title), or for a held-out run
-        the number of drawn crystals and of their systems.
+        the number of drawn crystals and of their systems; ", charge-balanced" where PCCD chose its compositions so.
     """
     if report.settings.get("held_out") is not None:
         composition = ", exact compositions" if report.settings.get("target_composition") else ""
         return f"{report.settings['held_out']} held-out crystals ({len(report.systems)} systems{composition})"
+    balanced = ", charge-balanced" if report.settings.get("charge_balanced") else ""
     if len(report.systems) > 4:
-        return f"{len(report.systems)} systems, {report.settings.get('n')} crystals each"
-    return ", ".join(report.systems)
+        return f"{len(report.systems)} systems, {report.settings.get('n')} crystals each{balanced}"
+    return ", ".join(report.systems) + balanced
 
 
 def plot_benchmark(report: BenchmarkReport, candidates: Sequence[BenchmarkCandidate], path: Path) -> Path:

@@ -9,7 +9,8 @@ from pymatgen.core import Structure
 from typer.testing import CliRunner
 
 from pccd_flows.benchmark.generators import CHARGE_BALANCE_OVERSAMPLE, pccd_candidates
-from pccd_flows.benchmark.run import CANDIDATES_FILE, read_rows
+from pccd_flows.benchmark.run import CANDIDATES_FILE, read_rows, systems_title
+from pccd_flows.benchmark.schemas import BenchmarkReport
 from pccd_flows.cli import app
 from pccd_flows.evaluation.metrics import icsd_charge_balanced
 
@@ -27,6 +28,7 @@ def test_charge_balanced_pccd_keeps_the_first_balanced_samples_and_the_baselines
     report = json.loads(result.stdout)
     assert report["settings"]["charge_balanced"] is True
     assert report["generators"]["pccd"]["n"] == n
+    assert systems_title(BenchmarkReport.model_validate(report)) == "Mg-O, charge-balanced"
 
     rows = read_rows(out / CANDIDATES_FILE, report["settings"]["run_key"])
     pccd = sorted((r for r in rows.values() if r.generator == "pccd"), key=lambda r: r.index)
