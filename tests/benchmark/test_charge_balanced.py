@@ -19,10 +19,10 @@ runner = CliRunner()
 
 def test_charge_balanced_pccd_keeps_the_first_balanced_samples_and_the_baselines_follow(mg_o_environment, tmp_path):
     n = 2
+    out = tmp_path / "run"
     common = ["benchmark", "--chemsys", "Mg-O", "--n", str(n), "--generator", "pccd", "--relax-steps", "10",
               "--reference", "mp-formation", "--confirm-with", "none",
-              "--novelty-data", str(mg_o_environment.data_file), "--out", str(tmp_path / "run"), "--json"]
-    out = tmp_path / "run"
+              "--novelty-data", str(mg_o_environment.data_file), "--out", str(out), "--json"]
     result = runner.invoke(app, [*common, "--generator", "random_search", "--charge-balanced"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
